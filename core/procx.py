@@ -1,0 +1,205 @@
+"""The procx loop: get work, run the child, clear or fail; once, or as a daemon with N workers."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from core import registry
+from core.child import Child
+from core.errors import EXIT_OK, InputError, ProcxError, ProviderError
+from core.log import Logger
+from core.settings import Config
+from core.work import Source, Work
+
+IDLE_MIN, IDLE_MAX = 0.05, 1.0  # back-off while a source that cannot wait server-side is empty
+ERROR_MIN, ERROR_MAX = 0.5, 30.0  # back-off between reconnects after provider errors
+BLOCK_WAIT = 1.0  # how long one get() may wait server-side, so that a stop is noticed
+
+
+def source_factory(config: Config) -> Callable[[], Source]:
+    cls = registry.load(config.spec, "procx")
+    return lambda: cls(config)
+
+
+class Procx:
+    def __init__(self, config: Config, log: Logger, make_source: Callable[[], Source] | None = None) -> None:
+        self.config = config
+        self.log = log
+        self.make_source = make_source or source_factory(config)
+        self.stop = threading.Event()
+        self.abort = threading.Event()
+        self.children: list[Child] = []
+        self.stop_signal = 0
+        self.stdout_lock = threading.Lock()
+        self.status = EXIT_OK
+
+    # -- signals ------------------------------------------------------------------------------------
+    def install_signals(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.stop.is_set():
+            self.log.warn("second signal: stopping now", signal=signum)
+            self.abort.set()
+            for child in self.children:
+                child.signal(signal.SIGKILL)
+            return
+        self.stop_signal = signum
+        self.stop.set()
+        self.log.event("stopping", signal=signum)
+        for child in self.children:
+            child.signal(signum)
+        grace = float(self.config["grace-period"])
+        timer = threading.Timer(grace, self._grace_expired)
+        timer.daemon = True
+        timer.start()
+
+    def _grace_expired(self) -> None:
+        for child in self.children:
+            child.signal(signal.SIGKILL)
+
+    # -- running ------------------------------------------------------------------------------------
+    def run(self) -> int:
+        self.install_signals()
+        self.log.event("started", daemon=bool(self.config["daemon"]), concurrency=self.config["concurrency"])
+        status = self.once() if not self.config["daemon"] else self.daemon()
+        if self.abort.is_set():
+            return 128 + (self.stop_signal or signal.SIGTERM)
+        self.log.event("stopped", status=status)
+        return status
+
+    def once(self) -> int:
+        source = self._open()
+        try:
+            work = self._get(source, wait_for_work=self.config.spec.blocking)
+            if work is None:
+                self.log.event("no-work")
+                return EXIT_OK
+            child = self._child(0)
+            return self.handle(source, work, child)
+        finally:
+            source.close()
+
+    def daemon(self) -> int:
+        first = self._open()  # an unreachable provider at start is an error, not a retry loop
+        workers = [threading.Thread(target=self._worker, args=(slot, first if slot == 0 else None),
+                                    name=f"procx-worker-{slot}", daemon=True)
+                   for slot in range(max(1, int(self.config["concurrency"])))]
+        for w in workers:
+            w.start()
+        while any(w.is_alive() for w in workers) and not self.abort.is_set():
+            for w in workers:
+                w.join(0.2)
+        return EXIT_OK
+
+    def _worker(self, slot: int, source: Source | None) -> None:
+        child = self._child(slot)
+        idle, backoff = IDLE_MIN, ERROR_MIN
+        interval = int(self.config["daemon-interval"]) / 1000.0
+        while not self.stop.is_set():
+            try:
+                if source is None:
+                    source = self._open()
+                work = source.get(BLOCK_WAIT if self.config.spec.blocking else 0.0)
+                backoff = ERROR_MIN
+            except ProcxError as exc:
+                self.log.event("error", level="error", error=str(exc), retry_in=backoff)
+                source = self._drop(source)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, ERROR_MAX)
+                continue
+            if work is None:
+                if not self.config.spec.blocking:
+                    self.stop.wait(interval or idle)
+                    idle = min(idle * 2, IDLE_MAX)
+                continue
+            idle = IDLE_MIN
+            try:
+                self.handle(source, work, child)
+            except ProcxError as exc:
+                self.log.event("error", level="error", error=str(exc), id=work.id)
+                source = self._drop(source)
+            if interval:
+                self.stop.wait(interval)
+        self._drop(source)
+
+    def _drop(self, source: Source | None) -> None:
+        if source is not None:
+            try:
+                source.close()
+            except Exception as exc:  # noqa: BLE001 - closing must never stop the loop
+                self.log.debug(f"close failed: {exc}")
+        return None
+
+    def _open(self) -> Source:
+        source = self.make_source()
+        try:
+            source.open()
+        except ProcxError:
+            raise
+        except Exception as exc:
+            raise ProviderError(f"driver {self.config.driver}: cannot connect: {exc}") from exc
+        return source
+
+    def _get(self, source: Source, wait_for_work: bool) -> Work | None:
+        while True:
+            work = _call(source.get, self.config, "get work", BLOCK_WAIT if wait_for_work else 0.0)
+            if work is not None or not wait_for_work or self.stop.is_set():
+                return work
+
+    def _child(self, slot: int) -> Child | None:
+        if not self.config.command:
+            return None
+        child = Child(self.config, self.log, slot)
+        self.children.append(child)
+        return child
+
+    def handle(self, source: Source, work: Work, child: Child | None) -> int:
+        """Run one unit of work to its end: cleared after success, failed back otherwise."""
+        work.source = source
+        started = time.monotonic()
+        self.log.event("got", id=work.id, bytes=len(work.payload), attempt=work.attempt)
+        if child is None:
+            try:
+                with self.stdout_lock:
+                    sys.stdout.buffer.write(work.payload)
+                    sys.stdout.buffer.flush()
+            except OSError as exc:
+                self._fail(work, started, status=None)
+                raise InputError(f"cannot write the payload to standard output: {exc.strerror}") from exc
+            self._clear(work, started)
+            return EXIT_OK
+        status = child.run(work.payload)
+        if status == 0:
+            self._clear(work, started)
+            return EXIT_OK
+        self._fail(work, started, status)
+        return EXIT_OK if self.stop.is_set() else status
+
+    def _clear(self, work: Work, started: float) -> None:
+        _call(work.clear, self.config, f"clear work {work.id or ''}".strip())
+        self.log.event("cleared", id=work.id, duration_ms=round((time.monotonic() - started) * 1000, 3))
+
+    def _fail(self, work: Work, started: float, status: int | None) -> None:
+        try:
+            _call(work.fail, self.config, f"fail work {work.id or ''}".strip())
+        except ProcxError as exc:
+            self.log.event("error", level="error", error=str(exc), id=work.id)
+        self.log.event("failed", level="warn", id=work.id, status=status,
+                       duration_ms=round((time.monotonic() - started) * 1000, 3))
+
+
+def _call(fn: Callable, config: Config, what: str, *args: object):
+    """Call a driver method; unexpected exceptions become ProviderError naming the driver."""
+    try:
+        return fn(*args)
+    except ProcxError:
+        raise
+    except Exception as exc:
+        raise ProviderError(f"driver {config.driver}: cannot {what}: {exc}") from exc

@@ -1,0 +1,90 @@
+"""The driver contracts: Work (one unit of work), Source (procx side) and Sink (pushx side)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from core.settings import Config
+
+
+class Work:
+    """One unit of work: the payload bytes plus what the source needs to clear or fail it.
+
+    `handle` is the source's own receipt (a lease token, a receipt handle, a delivery tag); per-item state
+    lives here, never on the source, so nothing leaks from one item to the next.
+    """
+
+    __slots__ = ("payload", "id", "attempt", "meta", "handle", "source", "done")
+
+    def __init__(self, payload: bytes, id: str | None = None, *, attempt: int = 1, handle: object = None,
+                 meta: dict[str, object] | None = None, source: Source | None = None) -> None:
+        self.payload = payload
+        self.id = id
+        self.attempt = attempt
+        self.handle = handle
+        self.meta = meta or {}
+        self.source = source
+        self.done = ""
+
+    def __repr__(self) -> str:
+        return f"Work(id={self.id!r}, {len(self.payload)} bytes)"
+
+    def clear(self) -> None:
+        """Acknowledge: the work was done; the source removes/moves/updates it."""
+        self._finish("cleared")
+        self.source.clear(self)  # type: ignore[union-attr]
+
+    def fail(self) -> None:
+        """The work was not done: the source makes it available again (or where its fail options say)."""
+        self._finish("failed")
+        self.source.fail(self)  # type: ignore[union-attr]
+
+    def _finish(self, how: str) -> None:
+        if self.done:
+            raise RuntimeError(f"work {self.id} was already {self.done}")
+        self.done = how
+
+
+class Source:
+    """The procx side of a driver. One instance per worker; its methods are called from one thread."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def open(self) -> None:
+        """Connect (raise ProviderError naming host/port when the provider is unreachable)."""
+
+    def get(self, wait: float) -> Work | None:
+        """The next unit of work, or None when there is none. A source that can wait server-side may
+        block up to `wait` seconds for work to arrive; others return at once."""
+        raise NotImplementedError
+
+    def clear(self, work: Work) -> None:
+        raise NotImplementedError
+
+    def fail(self, work: Work) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; must not raise."""
+
+
+class Sink:
+    """The pushx side of a driver."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def open(self) -> None:
+        """Connect (raise ProviderError naming host/port when the provider is unreachable)."""
+
+    def push(self, payload: bytes) -> str | None:
+        """Store one payload, byte for byte; return its id where the provider gives one."""
+        raise NotImplementedError
+
+    def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
+        """Store several payloads; drivers with a batch API override this."""
+        return [self.push(p) for p in payloads]
+
+    def close(self) -> None:
+        """Release connections; must not raise."""

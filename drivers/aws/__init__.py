@@ -1,0 +1,1 @@
+"""AWS drivers: aws-s3, aws-sqs and aws-dynamo (declarations in the submodules)."""

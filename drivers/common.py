@@ -1,0 +1,60 @@
+"""Option builders shared by several drivers' declarations (TLS switches, object selection, mv/rm ops)."""
+
+from __future__ import annotations
+
+from core.options import BOTH, PROCX, Option
+
+
+def tls_options(
+    prefix: str,
+    *,
+    enable: str = "enable-tls",
+    insecure: str | None = "tls-insecure",
+    ca: str = "tls-ca-file",
+    cert: str = "tls-cert-file",
+    key: str = "tls-key-file",
+    sides: frozenset[str] | str = BOTH,
+    insecure_env: dict[str, str] | None = None,
+) -> list[Option]:
+    """The usual TLS switch set `-<prefix>-enable-tls`, `-…-tls-insecure`, CA, client cert and key files."""
+    opts = [Option(f"{prefix}-{enable}", "bool", help="connect with TLS", sides=sides)]
+    if insecure:
+        opts.append(Option(f"{prefix}-{insecure}", "bool", help="skip TLS certificate verification",
+                           sides=sides, env=insecure_env))
+    opts += [
+        Option(f"{prefix}-{ca}", help="CA certificate file (PEM) to trust", sides=sides, placeholder="PATH"),
+        Option(f"{prefix}-{cert}", help="client certificate file (PEM)", sides=sides, placeholder="PATH"),
+        Option(f"{prefix}-{key}", help="client private key file (PEM)", sides=sides, placeholder="PATH"),
+    ]
+    return opts
+
+
+def selector_options(prefix: str, what: str = "key", *, key_sides: frozenset[str] | str = PROCX) -> list[Option]:
+    """Exact key (also pushx's target where `key_sides` says so), prefix and regex selectors (procx)."""
+    sides = PROCX
+    return [
+        Option(f"{prefix}-{what}", help=f"exact {what} of the work item (pushx: the {what} to write)",
+               sides=key_sides),
+        Option(f"{prefix}-{what}-prefix", help=f"take the first {what} (in order) starting with this prefix",
+               sides=sides, group="retrieve"),
+        Option(f"{prefix}-{what}-regex", help=f"take the first {what} (in order) matching this regular expression",
+               sides=sides, group="retrieve"),
+    ]
+
+
+def move_ops(prefix: str, target: str) -> list[Option]:
+    """`-<prefix>-{clear,fail}-op` (mv|rm) with the mv destination `target` (bucket/folder), key and key template."""
+    opts = []
+    for phase, when in (("clear", "after success"), ("fail", "after failure")):
+        opts += [
+            Option(f"{prefix}-{phase}-op", help=f"what to do with the item {when}: mv or rm (empty: leave it)",
+                   sides=PROCX, choices=("mv", "rm")),
+            Option(f"{prefix}-{phase}-{target}", help=f"{target} to move the item to {when} (required for mv)",
+                   sides=PROCX),
+            Option(f"{prefix}-{phase}-key", help=f"key to move the item to {when} (default: the item's key)",
+                   sides=PROCX),
+            Option(f"{prefix}-{phase}-key-template",
+                   help=f"key template for mv {when}; {{{{key}}}} is the item's key (wins over the key)",
+                   sides=PROCX),
+        ]
+    return opts

@@ -1,0 +1,1 @@
+"""Redis drivers: redis-list, redis-pubsub and redis-stream (declarations in the submodules)."""

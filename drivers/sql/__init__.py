@@ -1,0 +1,1 @@
+"""SQL drivers: postgres, cockroach, mysql, mssql."""

@@ -1,0 +1,138 @@
+"""sqlite: a durable work queue in one local file, with leases (new: not in the Go originals).
+
+pushx appends; procx leases the oldest available item for a visibility timeout; clear deletes it; fail makes it
+available again (after an optional delay) keeping its attempt count. If procx dies, the lease expires and the
+item comes back. Several procx processes may share one file (WAL mode, short write transactions).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Sequence
+
+from core.errors import ProviderError
+from core.options import PROCX, PUSHX, DriverSpec, Option
+from core.work import Sink, Source, Work
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS procx_queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    available_at REAL NOT NULL,
+    lease TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS procx_queue_ready ON procx_queue (queue, available_at);
+"""
+
+LEASE = """
+UPDATE procx_queue SET available_at = ?, attempts = attempts + 1, lease = ?
+WHERE id = (SELECT id FROM procx_queue WHERE queue = ? AND available_at <= ? ORDER BY id LIMIT 1)
+RETURNING id, payload, attempts
+"""
+
+
+def connect(path: str) -> sqlite3.Connection:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ProviderError(f"driver sqlite: folder of -sqlite-path does not exist: {directory}")
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
+    except sqlite3.Error as exc:
+        raise ProviderError(f"driver sqlite: cannot open {path}: {exc}") from exc
+    return conn
+
+
+class SqliteSource(Source):
+    def open(self) -> None:
+        self.conn = connect(self.config["sqlite-path"])
+        self.queue = self.config["sqlite-queue"]
+
+    def get(self, wait: float) -> Work | None:
+        now = time.time()
+        token = uuid.uuid4().hex
+        row = self.conn.execute(LEASE, (now + self.config["sqlite-visibility-timeout"], token, self.queue, now)
+                                ).fetchone()
+        if row is None:
+            return None
+        return Work(bytes(row[1]), str(row[0]), attempt=row[2], handle=token)
+
+    def clear(self, work: Work) -> None:
+        self.conn.execute("DELETE FROM procx_queue WHERE id = ? AND lease = ?", (int(work.id), work.handle))
+
+    def fail(self, work: Work) -> None:
+        self.conn.execute("UPDATE procx_queue SET available_at = ?, lease = NULL WHERE id = ? AND lease = ?",
+                          (time.time() + self.config["sqlite-fail-delay"], int(work.id), work.handle))
+
+    def extend(self, work: Work, seconds: float) -> bool:
+        """Keep the lease for `seconds` more; False when it was lost (expired and taken by another)."""
+        cur = self.conn.execute("UPDATE procx_queue SET available_at = ? WHERE id = ? AND lease = ?",
+                                (time.time() + seconds, int(work.id), work.handle))
+        return cur.rowcount == 1
+
+    def depth(self) -> int:
+        """Items available now (not leased)."""
+        return self.conn.execute("SELECT count(*) FROM procx_queue WHERE queue = ? AND available_at <= ?",
+                                 (self.queue, time.time())).fetchone()[0]
+
+    def close(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
+
+
+class SqliteSink(Sink):
+    def open(self) -> None:
+        self.conn = connect(self.config["sqlite-path"])
+
+    def push(self, payload: bytes) -> str | None:
+        return self.push_many([payload])[0]
+
+    def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
+        now = time.time()
+        queue = self.config["sqlite-queue"]
+        ids: list[str | None] = []
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for payload in payloads:
+                cur = self.conn.execute(
+                    "INSERT INTO procx_queue (queue, payload, available_at, created_at) VALUES (?, ?, ?, ?)",
+                    (queue, sqlite3.Binary(payload), now, now))
+                ids.append(str(cur.lastrowid))
+        return ids
+
+    def close(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
+
+
+SPEC = DriverSpec(
+    "sqlite",
+    "a durable local work queue in one SQLite file (no server needed)",
+    [
+        Option("sqlite-path", help="the queue's database file (created if missing)", required=True,
+               extension=True, placeholder="PATH"),
+        Option("sqlite-queue", default="default", help="queue name: one file can hold several queues",
+               extension=True),
+        Option("sqlite-visibility-timeout", "duration", 30.0, sides=PROCX, extension=True, group="retrieve",
+               help="how long a taken item stays leased before it is offered again (if procx died)"),
+        Option("sqlite-fail-delay", "duration", 0.0, sides=PROCX, extension=True, group="fail",
+               help="after a failure, how long before the item is offered again"),
+    ],
+    source="drivers.sqlite:SqliteSource",
+    sink="drivers.sqlite:SqliteSink",
+    delivery={
+        PROCX: "at-least-once: leased while the child runs; clear deletes, fail releases, an expired lease "
+               "brings the item back",
+        PUSHX: "durable once pushx exits 0 (committed transaction)",
+    },
+)
