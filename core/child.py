@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import subprocess
 import threading
 
-from core.errors import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND
+from core.errors import EXIT_CANNOT_EXECUTE, EXIT_IO, EXIT_NOT_FOUND
 from core.log import Logger
 from core.settings import Config
 
@@ -31,27 +32,29 @@ class Child:
         self.payload_file = os.path.abspath(path) if path else ""
         self.keep_file = bool(config["keep-payload-file"])
         self.as_env = not (self.as_arg or self.as_stdin or self.payload_file)
-        self.hostenv = bool(config["hostenv"])
+        if config["hostenv"]:
+            self.base_env = dict(os.environb)
+        elif self.as_env:
+            self.base_env = {}
+        else:
+            self.base_env = {k: v for k, v in os.environb.items() if not k.startswith(b"PROCX_")}
+        if self.payload_file:
+            self.base_env[b"PROCX_PAYLOAD_FILE"] = os.fsencode(self.payload_file)
         self.log = log
         self.process: subprocess.Popen | None = None
-        self.lock = threading.Lock()
+        self.stopping = 0  # the signal procx was asked to stop with: no new child starts, a starting one gets it
+        self.lock = threading.RLock()  # re-entrant: the signal handler may run while this thread holds it
 
     def environment(self, payload: bytes) -> dict[bytes, bytes]:
-        if self.hostenv:
-            env = dict(os.environb)
-        elif self.as_env:
-            env = {}
-        else:
-            env = {k: v for k, v in os.environb.items() if not k.startswith(b"PROCX_")}
         if self.as_env:
-            env[b"PROCX_PAYLOAD"] = payload
-        if self.payload_file:
-            env[b"PROCX_PAYLOAD_FILE"] = os.fsencode(self.payload_file)
-        return env
+            return {**self.base_env, b"PROCX_PAYLOAD": payload}
+        return self.base_env
 
     def run(self, payload: bytes) -> int:
         """Run the command for one payload; its exit status (128+N when killed by signal N)."""
-        executable = shutil.which(self.command[0])
+        name = self.command[0]
+        # A path is used as given (so a file that is not executable is 126, not 127); a bare name goes by PATH.
+        executable = name if os.sep in name and os.path.exists(name) else shutil.which(name)
         if executable is None:
             self.log.error(f"command not found: {self.command[0]}")
             return EXIT_NOT_FOUND
@@ -60,8 +63,12 @@ class Child:
             argv.append(payload)
         try:
             if self.payload_file:
-                with open(self.payload_file, "wb") as f:
-                    f.write(payload)
+                try:
+                    with open(self.payload_file, "wb") as f:
+                        f.write(payload)
+                except OSError as exc:
+                    self.log.error(f"cannot write the payload file {self.payload_file}: {exc.strerror}")
+                    return EXIT_IO
             return self._spawn(executable, argv, payload)
         finally:
             if self.payload_file and not self.keep_file:
@@ -71,43 +78,39 @@ class Child:
     def _spawn(self, executable: str, argv: list[str | bytes], payload: bytes) -> int:
         try:
             with self.lock:
+                if self.stopping:
+                    return 128 + self.stopping
                 self.process = subprocess.Popen(
                     argv, executable=executable, env=self.environment(payload), process_group=0,
                     stdin=subprocess.PIPE if self.as_stdin else subprocess.DEVNULL)
+                if self.stopping:  # the signal came while the child was being started
+                    os.killpg(self.process.pid, self.stopping)
         except ValueError as exc:  # an embedded NUL byte in an argument or variable
-            self.log.error(f"cannot pass this payload as {'argument' if self.as_arg else 'variable'} ({exc}); "
-                           "use -pass-work-as-stdin or -payload-file")
-            return EXIT_CANNOT_EXECUTE
-        except PermissionError as exc:
-            self.log.error(f"cannot execute {self.command[0]}: {exc.strerror}")
-            return EXIT_CANNOT_EXECUTE
+            return self._cannot(f"cannot pass this payload as {'argument' if self.as_arg else 'variable'} ({exc})")
         except OSError as exc:
-            self.log.error(f"cannot start {self.command[0]}: {exc.strerror}")
+            if exc.errno == errno.E2BIG:
+                return self._cannot("the payload is too large for an argument or variable")
+            verb = "execute" if isinstance(exc, PermissionError) else "start"
+            self.log.error(f"cannot {verb} {self.command[0]}: {exc.strerror}")
             return EXIT_CANNOT_EXECUTE
-        feeder = None
         if self.as_stdin:
-            feeder = threading.Thread(target=_feed, args=(self.process.stdin, payload), daemon=True)
-            feeder.start()
+            with contextlib.suppress(BrokenPipeError):  # a child that does not read its input
+                self.process.communicate(payload)
         status = self.process.wait()
-        if feeder:
-            feeder.join()
         with self.lock:
             self.process = None
         return 128 - status if status < 0 else status
 
-    def signal(self, signum: int) -> None:
-        """Send a signal to the running child's process group (nothing when no child runs)."""
+    def _cannot(self, why: str) -> int:
+        self.log.error(f"{why}; use -pass-work-as-stdin or -payload-file")
+        return EXIT_CANNOT_EXECUTE
+
+    def signal(self, signum: int, stop: bool = False) -> None:
+        """Send a signal to the running child's process group; with `stop`, no new child starts after this."""
         with self.lock:
+            if stop and not self.stopping:
+                self.stopping = signum
             if self.process is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signum)
 
-
-def _feed(pipe, payload: bytes) -> None:
-    try:
-        pipe.write(payload)
-    except BrokenPipeError:
-        pass
-    finally:
-        with contextlib.suppress(BrokenPipeError):
-            pipe.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from core import __version__, settings
@@ -42,7 +43,13 @@ def main(side: str, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        silence_stdout()
         return 0
+
+
+def silence_stdout() -> None:
+    """After the reader of our output went away (e.g. `| head`), let the exit flush go nowhere."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def procx_main() -> None:

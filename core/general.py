@@ -28,6 +28,8 @@ PROCX_GENERAL: tuple[Option, ...] = tuple(
         Option("keep-payload-file", "bool", sides=PROCX, group="general",
                help="keep the payload file after the child exits (default: remove it)"),
         Option("daemon", "bool", sides=PROCX, group="general", help="keep taking work until stopped"),
+        Option("until-empty", "bool", sides=PROCX, extension=True, group="general",
+               help="with -daemon: exit 0 as soon as the source has no work (batch jobs, Kubernetes Jobs)"),
         Option("daemon-interval", "int", sides=PROCX, group="general",
                help="milliseconds to sleep after each daemon iteration"),
         Option("concurrency", "int", 1, sides=PROCX, extension=True, group="general",

@@ -6,6 +6,8 @@ Kubernetes export) is derived from these objects. This module holds data and val
 
 from __future__ import annotations
 
+import math
+
 PROCX = "procx"
 PUSHX = "pushx"
 SIDES = (PROCX, PUSHX)
@@ -159,11 +161,12 @@ def parse_bool(text: str) -> bool:
 def parse_int(text: str) -> int:
     """Go integer literal syntax: 10, -3, 0x10, 0o10, 010 (octal), 0b10, 1_000."""
     s = text.strip()
-    body = s.lstrip("+-")
+    sign = s[:1] if s[:1] in ("+", "-") else ""
+    body = s[len(sign):]
     try:
-        if len(body) > 1 and body[0] == "0" and body[1] in "01234567_":
-            value = int(body.replace("_", ""), 8)
-            return -value if s.startswith("-") else value
+        if len(body) > 1 and body[0] == "0" and body[1] in "0123456789_":  # legacy octal: 010 == 0o10
+            value = int("0o" + body[1:], 0)
+            return -value if sign == "-" else value
         return int(s, 0)
     except ValueError:
         raise ValueError(f"invalid integer {text!r}") from None
@@ -173,11 +176,15 @@ def parse_duration(text: str) -> float:
     """Seconds from a Go duration ("1m30s", "500ms") or a plain number of seconds."""
     s = text.strip()
     try:
-        return float(s)
+        value = float(s)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(value):
+            raise ValueError(f"invalid duration {text!r} (e.g. 30s, 1m30s, 500ms)")
+        return value
     total, num, i, sign = 0.0, "", 0, 1.0
-    if s[:1] in "+-":
+    if s[:1] in ("+", "-"):
         sign, s = (-1.0 if s[0] == "-" else 1.0), s[1:]
     if not s:
         raise ValueError(f"invalid duration {text!r}")
@@ -190,10 +197,15 @@ def parse_duration(text: str) -> float:
         while k < len(s) and not (s[k].isdigit() or s[k] == "."):
             k += 1
         unit = s[j:k]
-        if not num or unit not in _DURATION_UNITS:
-            raise ValueError(f"invalid duration {text!r} (e.g. 30s, 1m30s, 500ms)")
-        total += float(num) * _DURATION_UNITS[unit]
+        try:
+            if not num or unit not in _DURATION_UNITS:
+                raise ValueError
+            total += float(num) * _DURATION_UNITS[unit]
+        except ValueError:
+            raise ValueError(f"invalid duration {text!r} (e.g. 30s, 1m30s, 500ms)") from None
         i = k
+    if not math.isfinite(total):
+        raise ValueError(f"invalid duration {text!r} (too large)")
     return sign * total
 
 
@@ -225,6 +237,8 @@ def convert(kind: str, text: str, choices: tuple[str, ...] = ()) -> object:
             return json.loads(text) if text.strip() else None
         except json.JSONDecodeError as exc:
             raise ValueError(f"invalid JSON ({exc.msg} at position {exc.pos})") from None
+        except RecursionError:
+            raise ValueError("invalid JSON (nested too deeply)") from None
     raise AssertionError(kind)
 
 

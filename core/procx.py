@@ -54,7 +54,7 @@ class Procx:
         self.stop.set()
         self.log.event("stopping", signal=signum)
         for child in self.children:
-            child.signal(signum)
+            child.signal(signum, stop=True)
         grace = float(self.config["grace-period"])
         timer = threading.Timer(grace, self._grace_expired)
         timer.daemon = True
@@ -115,6 +115,9 @@ class Procx:
                 backoff = min(backoff * 2, ERROR_MAX)
                 continue
             if work is None:
+                if self.config["until-empty"]:
+                    self.stop.set()
+                    break
                 if not self.config.spec.blocking:
                     self.stop.wait(interval or idle)
                     idle = min(idle * 2, IDLE_MAX)

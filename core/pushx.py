@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 from core import registry
 from core.errors import EXIT_OK, InputError, ProcxError, ProviderError, UsageError
 from core.log import Logger
 from core.settings import Config
 from core.work import Sink
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 def check(config: Config) -> None:

@@ -168,7 +168,7 @@ def load(side: str, argv: list[str], environ: Mapping[str, str] | None = None) -
     and no driver is known."""
     environ = os.environ if environ is None else environ
     hint = guess_driver(argv) or environ.get(f"{side.upper()}_DRIVER", "")
-    spec = registry.get(hint) if hint in registry.names() else None
+    spec = registry.get(hint) if hint in registry.BUILTIN or hint in registry.names() else None
     lookup = Lookup(side, spec)
     parsed = parse_flags(argv, lookup)
 

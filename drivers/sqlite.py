@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-import uuid
 from collections.abc import Sequence
 
 from core.errors import ProviderError
@@ -27,7 +26,7 @@ CREATE TABLE IF NOT EXISTS procx_queue (
     lease TEXT,
     created_at REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS procx_queue_ready ON procx_queue (queue, available_at);
+CREATE INDEX IF NOT EXISTS procx_queue_fifo ON procx_queue (queue, id, available_at);
 """
 
 LEASE = """
@@ -58,11 +57,12 @@ class SqliteSource(Source):
 
     def get(self, wait: float) -> Work | None:
         now = time.time()
-        token = uuid.uuid4().hex
-        row = self.conn.execute(LEASE, (now + self.config["sqlite-visibility-timeout"], token, self.queue, now)
-                                ).fetchone()
-        if row is None:
+        token = os.urandom(16).hex()
+        rows = self.conn.execute(LEASE, (now + self.config["sqlite-visibility-timeout"], token, self.queue, now)
+                                 ).fetchall()  # fetch all: the statement (and its write lock) ends only then
+        if not rows:
             return None
+        row = rows[0]
         return Work(bytes(row[1]), str(row[0]), attempt=row[2], handle=token)
 
     def clear(self, work: Work) -> None:

@@ -1,0 +1,1 @@
+"""procx-tui: guided setup, saved profiles, and launching and watching procx/pushx runs."""

@@ -1,0 +1,45 @@
+"""Test helpers: the installed commands, a clean environment, waiting for conditions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def command(name: str) -> str:
+    """The installed console script (procx, pushx, procx-tui) of this environment."""
+    path = BIN / name
+    assert path.exists(), f"{path} is not installed: pip install -e '.[test]'"
+    return str(path)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without any PROCX_*/PUSHX_* or LOG_LEVEL, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROCX_", "PUSHX_")) and k != "LOG_LEVEL"}
+    env.update(extra)
+    return env
+
+
+def run(tool: str, *args: str, input: bytes | None = None, env: dict[str, str] | None = None,
+        cwd: str | Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run procx/pushx to completion, capturing bytes."""
+    return subprocess.run([command(tool), *args], input=input if input is not None else b"",
+                          capture_output=True, env=env or clean_env(), cwd=cwd, timeout=timeout)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.02) -> object:
+    """Poll until `condition()` is truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {condition}")
+        time.sleep(interval)

@@ -1,0 +1,58 @@
+"""Starting a CLI imports no provider library it does not use, nor the TUI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from core import registry
+from tests.support import clean_env
+
+HEAVY = ("boto3", "botocore", "google", "redis", "textual", "questionary", "rich", "prompt_toolkit", "psycopg",
+         "pymysql", "pika", "nats", "confluent_kafka", "pymongo", "elasticsearch", "cassandra", "dotenv")
+
+PROBE = """
+import io, json, sys, contextlib
+from core.cli import main
+with contextlib.redirect_stdout(io.TextIOWrapper(io.BytesIO())):
+    status = main(sys.argv[1], sys.argv[2:])
+sys.stderr.write(json.dumps([status, sorted(sys.modules)]))
+"""
+
+
+def modules_after(tool: str, *args: str, cwd: str | None = None) -> tuple[int, set[str]]:
+    done = subprocess.run([sys.executable, "-c", PROBE, tool, *args], capture_output=True, env=clean_env(),
+                          cwd=cwd, timeout=60)
+    status, modules = json.loads(done.stderr.decode().strip().splitlines()[-1])
+    return status, {m.split(".")[0] for m in modules}
+
+
+@pytest.mark.parametrize("argv", [
+    ("procx", "-h"),
+    ("procx", "-driver", "kafka", "-h"),
+    ("pushx", "-h"),
+])
+def test_help_imports_no_provider_library(argv: tuple[str, ...]) -> None:
+    status, modules = modules_after(*argv)
+    assert status == 0
+    assert not modules & set(HEAVY)
+
+
+def test_pushx_to_fs_imports_no_provider_library(tmp_path) -> None:
+    status, modules = modules_after("pushx", "-driver", "fs", "-fs-folder", str(tmp_path), "-fs-key", "k",
+                                    "-in", "x")
+    assert status == 0
+    assert (tmp_path / "k").read_bytes() == b"x"
+    assert not modules & set(HEAVY)
+
+
+def test_every_declaration_imports_without_client_libraries() -> None:
+    code = ("import json, sys; from core import registry; [registry.get(n) for n in registry.names()]; "
+            "print(json.dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, env=clean_env())
+    modules = {m.split(".")[0] for m in json.loads(done.stdout)}
+    assert not modules & set(HEAVY)
+    assert len(registry.names()) == 34
