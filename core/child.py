@@ -40,21 +40,32 @@ class Child:
             self.base_env = {k: v for k, v in os.environb.items() if not k.startswith(b"PROCX_")}
         if self.payload_file:
             self.base_env[b"PROCX_PAYLOAD_FILE"] = os.fsencode(self.payload_file)
+        self.inherit = not self.as_env and self.base_env == dict(os.environb)
         self.log = log
+        self._resolved: str | None = None
         self.process: subprocess.Popen | None = None
         self.stopping = 0  # the signal procx was asked to stop with: no new child starts, a starting one gets it
         self.lock = threading.RLock()  # re-entrant: the signal handler may run while this thread holds it
 
-    def environment(self, payload: bytes) -> dict[bytes, bytes]:
+    def environment(self, payload: bytes) -> dict[bytes, bytes] | None:
+        """The child's environment; None (inherit procx's, which is cheaper to start) when they are equal."""
         if self.as_env:
             return {**self.base_env, b"PROCX_PAYLOAD": payload}
-        return self.base_env
+        return None if self.inherit else self.base_env
+
+    def executable(self) -> str | None:
+        """The command's program: a path is used as given (so a file that is not executable is 126, not 127);
+        a bare name is looked up in procx's PATH once and remembered."""
+        name = self.command[0]
+        if os.sep in name:
+            return name if os.path.exists(name) else None
+        if self._resolved is None:
+            self._resolved = shutil.which(name)
+        return self._resolved
 
     def run(self, payload: bytes) -> int:
         """Run the command for one payload; its exit status (128+N when killed by signal N)."""
-        name = self.command[0]
-        # A path is used as given (so a file that is not executable is 126, not 127); a bare name goes by PATH.
-        executable = name if os.sep in name and os.path.exists(name) else shutil.which(name)
+        executable = self.executable()
         if executable is None:
             self.log.error(f"command not found: {self.command[0]}")
             return EXIT_NOT_FOUND
