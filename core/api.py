@@ -22,33 +22,21 @@ from contextlib import contextmanager
 
 from core import pushx as _pushx
 from core import registry, settings
-from core.errors import ProcxError, ProviderError
+from core.errors import ProcxError
 from core.log import Logger
 from core.options import PROCX, PUSHX
-from core.work import Sink, Source, Work
+from core.work import Sink, Source, Work, call, connect
 
 __all__ = ["Producer", "consume", "procx", "pushx", "work", "ProcxError"]
 
 
 def _source(args: Sequence[str], environ: Mapping[str, str] | None) -> Source:
     _, config = settings.load(PROCX, list(args), environ)
-    source = registry.load(config.spec, PROCX)(config)
-    try:
-        source.open()
-    except ProcxError:
-        raise
-    except Exception as exc:
-        raise ProviderError(f"driver {config.driver}: cannot connect: {exc}") from exc
-    return source
+    return connect(registry.load(config.spec, PROCX)(config))
 
 
 def _take(source: Source, wait: float) -> Work | None:
-    try:
-        work = source.get(wait)
-    except ProcxError:
-        raise
-    except Exception as exc:
-        raise ProviderError(f"driver {source.config.driver}: cannot get work: {exc}") from exc
+    work = call(source.config, "get work", source.get, wait)
     if work is not None:
         work.source = source
     return work
@@ -139,15 +127,10 @@ class Producer:
 
     def push(self, data: bytes | str) -> str | None:
         payload = data.encode() if isinstance(data, str) else bytes(data)
-        ident = _pushx.push(self.sink, self.config, payload)  # type: ignore[arg-type]
+        ident = call(self.config, "push", self.sink.push, payload)  # type: ignore[union-attr]
         self.log.event("pushed", id=ident, bytes=len(payload))
         return ident
 
     def push_many(self, items: Sequence[bytes | str]) -> list[str | None]:
         payloads = [d.encode() if isinstance(d, str) else bytes(d) for d in items]
-        try:
-            return self.sink.push_many(payloads)  # type: ignore[union-attr]
-        except ProcxError:
-            raise
-        except Exception as exc:
-            raise ProviderError(f"driver {self.config.driver}: push failed: {exc}") from exc
+        return call(self.config, "push", self.sink.push_many, payloads)  # type: ignore[union-attr]

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 from core import registry
 from core.child import Child
-from core.errors import EXIT_OK, InputError, ProcxError, ProviderError
+from core.errors import EXIT_OK, InputError, ProcxError
 from core.log import Logger
 from core.settings import Config
-from core.work import Source, Work
+from core.work import Source, Work, call, connect
 
 IDLE_MIN, IDLE_MAX = 0.05, 1.0  # back-off while a source that cannot wait server-side is empty
 ERROR_MIN, ERROR_MAX = 0.5, 30.0  # back-off between reconnects after provider errors
@@ -141,18 +141,11 @@ class Procx:
         return None
 
     def _open(self) -> Source:
-        source = self.make_source()
-        try:
-            source.open()
-        except ProcxError:
-            raise
-        except Exception as exc:
-            raise ProviderError(f"driver {self.config.driver}: cannot connect: {exc}") from exc
-        return source
+        return connect(self.make_source())
 
     def _get(self, source: Source, wait_for_work: bool) -> Work | None:
         while True:
-            work = _call(source.get, self.config, "get work", BLOCK_WAIT if wait_for_work else 0.0)
+            work = call(self.config, "get work", source.get, BLOCK_WAIT if wait_for_work else 0.0)
             if work is not None or not wait_for_work or self.stop.is_set():
                 return work
 
@@ -186,23 +179,14 @@ class Procx:
         return EXIT_OK if self.stop.is_set() else status
 
     def _clear(self, work: Work, started: float) -> None:
-        _call(work.clear, self.config, f"clear work {work.id or ''}".strip())
+        call(self.config, f"clear work {work.id or ''}".strip(), work.clear)
         self.log.event("cleared", id=work.id, duration_ms=round((time.monotonic() - started) * 1000, 3))
 
     def _fail(self, work: Work, started: float, status: int | None) -> None:
         try:
-            _call(work.fail, self.config, f"fail work {work.id or ''}".strip())
+            call(self.config, f"fail work {work.id or ''}".strip(), work.fail)
         except ProcxError as exc:
             self.log.event("error", level="error", error=str(exc), id=work.id)
         self.log.event("failed", level="warn", id=work.id, status=status,
                        duration_ms=round((time.monotonic() - started) * 1000, 3))
 
-
-def _call(fn: Callable, config: Config, what: str, *args: object):
-    """Call a driver method; unexpected exceptions become ProviderError naming the driver."""
-    try:
-        return fn(*args)
-    except ProcxError:
-        raise
-    except Exception as exc:
-        raise ProviderError(f"driver {config.driver}: cannot {what}: {exc}") from exc

@@ -8,10 +8,10 @@ import time
 from typing import TYPE_CHECKING
 
 from core import registry
-from core.errors import EXIT_OK, InputError, ProcxError, ProviderError, UsageError
+from core.errors import EXIT_OK, InputError, UsageError
 from core.log import Logger
 from core.settings import Config
-from core.work import Sink
+from core.work import Sink, call, connect
 
 if TYPE_CHECKING:
     from typing import BinaryIO
@@ -58,23 +58,7 @@ def tee(config: Config, data: bytes, stdout: BinaryIO) -> None:
 
 
 def open_sink(config: Config) -> Sink:
-    sink = registry.load(config.spec, "pushx")(config)
-    try:
-        sink.open()
-    except ProcxError:
-        raise
-    except Exception as exc:
-        raise ProviderError(f"driver {config.driver}: cannot connect: {exc}") from exc
-    return sink
-
-
-def push(sink: Sink, config: Config, data: bytes) -> str | None:
-    try:
-        return sink.push(data)
-    except ProcxError:
-        raise
-    except Exception as exc:
-        raise ProviderError(f"driver {config.driver}: push failed: {exc}") from exc
+    return connect(registry.load(config.spec, "pushx")(config))
 
 
 def run(config: Config, log: Logger, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
@@ -83,7 +67,7 @@ def run(config: Config, log: Logger, stdin: BinaryIO | None = None, stdout: Bina
     try:
         data = read_input(config, stdin or sys.stdin.buffer)
         started = time.monotonic()
-        ident = push(sink, config, data)
+        ident = call(config, "push", sink.push, data)
         log.event("pushed", id=ident, bytes=len(data), duration_ms=round((time.monotonic() - started) * 1000, 3))
         tee(config, data, stdout or sys.stdout.buffer)
     finally:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
+from core.errors import ProcxError, ProviderError
 from core.settings import Config
+
+T = TypeVar("T")
 
 
 class Work:
@@ -88,3 +92,19 @@ class Sink:
 
     def close(self) -> None:
         """Release connections; must not raise."""
+
+
+def call(config: Config, what: str, fn: Callable[..., T], *args: object) -> T:
+    """Call a driver method; an unexpected exception becomes a ProviderError naming the driver and the step."""
+    try:
+        return fn(*args)
+    except ProcxError:
+        raise
+    except Exception as exc:
+        raise ProviderError(f"driver {config.driver}: cannot {what}: {exc}") from exc
+
+
+def connect(endpoint: Source | Sink) -> Source | Sink:
+    """Open a driver's Source or Sink (a ProviderError when it cannot connect)."""
+    call(endpoint.config, "connect", endpoint.open)
+    return endpoint

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.options import BOTH, PROCX, Option
+from core.options import BOTH, PROCX, PUSHX, Option
 
 
 def tls_options(
@@ -58,3 +58,32 @@ def move_ops(prefix: str, target: str) -> list[Option]:
                    sides=PROCX),
         ]
     return opts
+
+
+def query_options(prefix: str, language: str, placeholders: str, *, retrieve_required: bool = False,
+                  pushx_params_env: str = "") -> list[Option]:
+    """The SQL/CQL family's statements: procx's retrieve/clear/fail query, params and field; pushx's query and
+    params (`pushx_params_env`: the original's irregular variable for the params)."""
+    ph = f"placeholders {placeholders}"
+    opts = [
+        Option(f"{prefix}-retrieve-query", sides=PROCX, required=retrieve_required,
+               help=f"{language} returning the work rows (limit it yourself, e.g. LIMIT 1); {ph}"),
+        Option(f"{prefix}-retrieve-params", "list", sides=PROCX,
+               help="comma-separated literal values bound to the retrieve query's placeholders"),
+        Option(f"{prefix}-retrieve-field", sides=PROCX,
+               help="GJSON path into the rows JSON used as payload (default: all rows); empty result = no work"),
+    ]
+    for phase, when in (("clear", "after success"), ("fail", "after failure")):
+        opts += [
+            Option(f"{prefix}-{phase}-query", sides=PROCX, help=f"{language} run {when} (empty: nothing); {ph}"),
+            Option(f"{prefix}-{phase}-params", "list", sides=PROCX,
+                   help=f"comma-separated params of the {phase} query; {{{{0.col}}}} takes a retrieved value, "
+                        "{{procx_payload}} the rows JSON"),
+        ]
+    return opts + [
+        Option(f"{prefix}-query", sides=PUSHX,
+               help=f"{language} run once with the payload (empty: nothing is written); {ph}"),
+        Option(f"{prefix}-params", "list", sides=PUSHX, env={PUSHX: pushx_params_env} if pushx_params_env else None,
+               help="comma-separated query params; {{path}} takes a field of the JSON payload, "
+                    "{{pushx_payload}} the whole payload"),
+    ]
