@@ -35,5 +35,5 @@ SPEC = DriverSpec(
                help="no effect (accepted for compatibility with the original)"),
     ],
     extra="etcd",
-    requires=("etcd3",),
+    requires=("etcd3gw",),
 )

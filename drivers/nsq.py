@@ -20,7 +20,7 @@ SPEC = DriverSpec(
             insecure_env={"procx": "PROCX_NSQ_TLS_INSECURE", "pushx": "PUSHX_NSQ_TLS_INSECURE"},
         ),
     ],
-    extra="nsq",
+    extra="",
     requires=(),
     blocking=True,
 )

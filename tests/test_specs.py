@@ -116,3 +116,16 @@ def test_every_option_has_help():
     for side in (PROCX, PUSHX):
         for name, opt in declared(side).items():
             assert opt.help, f"{name} has no help text"
+
+
+def test_every_extra_a_driver_names_exists() -> None:
+    import re
+    import tomllib
+
+    with open(DATA.parent.parent / "pyproject.toml", "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    in_all = set(re.search(r"\[(.*)\]", extras["all"][0]).group(1).split(","))
+    for spec in registry.all_specs():
+        if spec.extra:
+            assert spec.extra in extras, f"{spec.name}: extra {spec.extra!r} missing from pyproject.toml"
+            assert spec.extra in in_all, f"{spec.extra} missing from the extra 'all'"
