@@ -35,7 +35,7 @@ def driver_record(spec: DriverSpec) -> dict[str, object]:
         "procx": status(spec, PROCX),
         "pushx": status(spec, PUSHX),
         "extra": spec.extra,
-        "delivery": spec.delivery,
+        "delivery": spec.delivery.record() if spec.delivery else None,
         "options": [option_record(o) for o in spec.options],
     }
 
@@ -80,16 +80,18 @@ def markdown() -> str:
         install = f"`procx-tui[{spec.extra}]`" if spec.extra else "built in"
         lines.append(f"| [{spec.name}](#driver-{spec.name}) | {_cell(spec.summary)} | {status(spec, PROCX)} | "
                      f"{status(spec, PUSHX)} | {install} |")
+    lines += ["", "### Guarantees", "", "| driver | procx | while the child runs | on failure | dead letter | pushx "
+              "| tested against |", "|---|---|---|---|---|---|---|"]
+    for spec in specs:
+        d = spec.delivery
+        if d is not None:
+            lines.append(f"| {spec.name} | {_cell(d.procx)} | {_cell(d.hold)} | {_cell(d.fail)} | "
+                         f"{_cell(d.dead_letter or '-')} | {_cell(d.pushx)} | {_cell(d.tested)} |")
     lines += ["", "### General options", "", *_option_rows(tuple({o.name: o for side in SIDES
                                                                    for o in general(side)}.values()))]
     for spec in specs:
         lines += ["", f"<details id=\"driver-{spec.name}\"><summary><b>{spec.name}</b>: {spec.summary}</summary>",
                   ""]
-        for side in SIDES:
-            if side in spec.delivery:
-                lines.append(f"- {side}: {spec.delivery[side]}")
-        if spec.delivery:
-            lines.append("")
         lines += _option_rows(spec.options) if spec.options else ["(no options)"]
         lines += ["", "</details>"]
     return "\n".join(lines) + "\n"

@@ -28,6 +28,9 @@ PROCX_GENERAL: tuple[Option, ...] = tuple(
         Option("keep-payload-file", "bool", sides=PROCX, group="general",
                help="keep the payload file after the child exits (default: remove it)"),
         Option("daemon", "bool", sides=PROCX, group="general", help="keep taking work until stopped"),
+        Option("wait-for-work", "duration", -1.0, sides=PROCX, extension=True, group="general",
+               help="how long one-shot procx waits for work to arrive; 0 = not at all (default: the original's "
+                    "behaviour: drivers that block for a message wait forever, the others do not wait)"),
         Option("until-empty", "bool", sides=PROCX, extension=True, group="general",
                help="with -daemon: exit 0 as soon as the source has no work (batch jobs, Kubernetes Jobs)"),
         Option("daemon-interval", "int", sides=PROCX, group="general",

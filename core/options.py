@@ -242,6 +242,32 @@ def convert(kind: str, text: str, choices: tuple[str, ...] = ()) -> object:
     raise AssertionError(kind)
 
 
+class Delivery:
+    """What a driver guarantees, for the guarantee matrix in the docs (say only what the tests show).
+
+    procx        at-least-once | at-most-once | ... (what happens to work if procx or the child dies)
+    hold         how work stays safe while the child runs (lease, visibility timeout, unacked delivery, ...)
+    fail         what failing work back does
+    dead_letter  the provider's native dead-letter mechanism, if any
+    pushx        what a successful push means
+    tested       what the tests run against ("real server: Redis 7", "emulator: moto", "not verified ...")
+    """
+
+    __slots__ = ("procx", "hold", "fail", "dead_letter", "pushx", "tested")
+
+    def __init__(self, procx: str = "", *, hold: str = "", fail: str = "", dead_letter: str = "", pushx: str = "",
+                 tested: str = "") -> None:
+        self.procx = procx
+        self.hold = hold
+        self.fail = fail
+        self.dead_letter = dead_letter
+        self.pushx = pushx
+        self.tested = tested
+
+    def record(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
 class DriverSpec:
     """A driver: its name, what it is for, its options, and where its Source and Sink live.
 
@@ -250,7 +276,7 @@ class DriverSpec:
     extra           the pip extra that installs its client library ("redis" -> procx-tui[redis])
     requires        importable module names of that client library (checked before connecting)
     blocking        the source can wait server-side for work (so one-shot procx waits like the original)
-    delivery        {"procx": "...", "pushx": "..."}: the guarantee, for the docs' guarantee matrix
+    delivery        a Delivery: the guarantees, for the docs' guarantee matrix (None: not built yet)
     validate        callable(config) raising ValueError("-flag: what is wrong") for rules across options
     """
 
@@ -268,7 +294,7 @@ class DriverSpec:
         extra: str = "",
         requires: tuple[str, ...] = (),
         blocking: bool = False,
-        delivery: dict[str, str] | None = None,
+        delivery: Delivery | None = None,
         validate=None,
         notes: str = "",
         family: str = "",
@@ -281,7 +307,7 @@ class DriverSpec:
         self.extra = extra
         self.requires = tuple(requires)
         self.blocking = blocking
-        self.delivery = dict(delivery or {})
+        self.delivery = delivery
         self.validate = validate
         self.notes = notes
         self.family = family or name.split("-")[0]

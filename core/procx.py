@@ -77,7 +77,7 @@ class Procx:
     def once(self) -> int:
         source = self._open()
         try:
-            work = self._get(source, wait_for_work=self.config.spec.blocking)
+            work = self._get(source)
             if work is None:
                 self.log.event("no-work")
                 return EXIT_OK
@@ -143,11 +143,20 @@ class Procx:
     def _open(self) -> Source:
         return connect(self.make_source())
 
-    def _get(self, source: Source, wait_for_work: bool) -> Work | None:
+    def _get(self, source: Source) -> Work | None:
+        """One-shot: the first unit of work, waiting as -wait-for-work says (negative: forever for drivers that
+        block for a message, not at all for the others)."""
+        limit = float(self.config["wait-for-work"])
+        if limit < 0:
+            limit = float("inf") if self.config.spec.blocking else 0.0
+        deadline = time.monotonic() + limit
         while True:
-            work = call(self.config, "get work", source.get, BLOCK_WAIT if wait_for_work else 0.0)
-            if work is not None or not wait_for_work or self.stop.is_set():
+            left = deadline - time.monotonic()
+            work = call(self.config, "get work", source.get, max(0.0, min(BLOCK_WAIT, left)))
+            if work is not None or left <= 0 or self.stop.is_set():
                 return work
+            if not self.config.spec.blocking:
+                self.stop.wait(min(IDLE_MAX, max(0.0, deadline - time.monotonic())))
 
     def _child(self, slot: int) -> Child | None:
         if not self.config.command:

@@ -2,31 +2,62 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from core.options import BOTH, PROCX, PUSHX, Option
 
+if TYPE_CHECKING:
+    import ssl
 
-def tls_options(
-    prefix: str,
-    *,
-    enable: str = "enable-tls",
-    insecure: str | None = "tls-insecure",
-    ca: str = "tls-ca-file",
-    cert: str = "tls-cert-file",
-    key: str = "tls-key-file",
-    sides: frozenset[str] | str = BOTH,
-    insecure_env: dict[str, str] | None = None,
-) -> list[Option]:
-    """The usual TLS switch set `-<prefix>-enable-tls`, `-…-tls-insecure`, CA, client cert and key files."""
-    opts = [Option(f"{prefix}-{enable}", "bool", help="connect with TLS", sides=sides)]
-    if insecure:
-        opts.append(Option(f"{prefix}-{insecure}", "bool", help="skip TLS certificate verification",
-                           sides=sides, env=insecure_env))
-    opts += [
-        Option(f"{prefix}-{ca}", help="CA certificate file (PEM) to trust", sides=sides, placeholder="PATH"),
-        Option(f"{prefix}-{cert}", help="client certificate file (PEM)", sides=sides, placeholder="PATH"),
-        Option(f"{prefix}-{key}", help="client private key file (PEM)", sides=sides, placeholder="PATH"),
-    ]
-    return opts
+
+class Tls:
+    """A driver's TLS switch set, declared once: `-<prefix>-enable-tls`, `-…-tls-insecure`, CA, cert and key
+    files (names adjustable for the originals' irregular spellings). `options()` declares them; `context(config)`
+    builds the ssl.SSLContext (None when TLS is off), as the originals' TLS helper does."""
+
+    def __init__(self, prefix: str, *, enable: str = "enable-tls", insecure: str | None = "tls-insecure",
+                 ca: str = "tls-ca-file", cert: str = "tls-cert-file", key: str = "tls-key-file",
+                 sides: frozenset[str] | str = BOTH, insecure_env: dict[str, str] | None = None) -> None:
+        self.enable = f"{prefix}-{enable}"
+        self.insecure = f"{prefix}-{insecure}" if insecure else None
+        self.ca, self.cert, self.key = f"{prefix}-{ca}", f"{prefix}-{cert}", f"{prefix}-{key}"
+        self.sides = sides
+        self.insecure_env = insecure_env
+
+    def options(self) -> list[Option]:
+        opts = [Option(self.enable, "bool", help="connect with TLS", sides=self.sides)]
+        if self.insecure:
+            opts.append(Option(self.insecure, "bool", help="skip TLS certificate verification", sides=self.sides,
+                               env=self.insecure_env))
+        return opts + [
+            Option(self.ca, help="CA certificate file (PEM) to trust", sides=self.sides, placeholder="PATH"),
+            Option(self.cert, help="client certificate file (PEM)", sides=self.sides, placeholder="PATH"),
+            Option(self.key, help="client private key file (PEM)", sides=self.sides, placeholder="PATH"),
+        ]
+
+    def context(self, config) -> ssl.SSLContext | None:
+        """The TLS context the settings ask for; None when TLS is off. Unreadable files are usage errors."""
+        if not config[self.enable]:
+            return None
+        import ssl
+
+        from core.errors import UsageError
+
+        try:
+            ctx = ssl.create_default_context(cafile=config[self.ca] or None)
+            if self.insecure and config[self.insecure]:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            if config[self.cert]:
+                ctx.load_cert_chain(config[self.cert], config[self.key] or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"-{self.enable}: cannot load the TLS files: {exc}") from None
+        return ctx
+
+
+def tls_options(prefix: str, **names: object) -> list[Option]:
+    """The options of `Tls(prefix, **names)` (for drivers that do not build a context themselves)."""
+    return Tls(prefix, **names).options()  # type: ignore[arg-type]
 
 
 def selector_options(prefix: str, what: str = "key", *, key_sides: frozenset[str] | str = PROCX) -> list[Option]:

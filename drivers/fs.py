@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
-from core.options import BOTH, PROCX, PUSHX, DriverSpec, Option
+from core.options import BOTH, PROCX, Delivery, DriverSpec, Option
 from core.work import Sink, Source, Work
 from drivers.common import move_ops, selector_options
 
@@ -47,10 +47,13 @@ SPEC = DriverSpec(
     source="drivers.fs:FsSource",
     sink="drivers.fs:FsSink",
     validate=_validate,
-    delivery={
-        PROCX: "at-least-once: the file stays until cleared (rm/mv); no locking between concurrent procx",
-        PUSHX: "atomic: the file appears complete (written to a temporary name, then renamed)",
-    },
+    delivery=Delivery(
+        "at-least-once",
+        hold="none: the file stays in place until cleared; two procx on one folder may take the same file",
+        fail="-fs-fail-op: mv, rm, or left in place (offered again)",
+        pushx="atomic: written to a temporary name, then renamed",
+        tested="real: local filesystem",
+    ),
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from core.options import PROCX, PUSHX, DriverSpec
+from core.options import Delivery, DriverSpec
 from core.work import Sink, Source, Work
 
 
@@ -34,8 +34,11 @@ SPEC = DriverSpec(
     [],
     source="drivers.local:LocalSource",
     sink="drivers.local:LocalSink",
-    delivery={
-        PROCX: "none needed: the payload is the variable; a daemon processes the same payload again and again",
-        PUSHX: "written to standard output",
-    },
+    delivery=Delivery(
+        "none needed",
+        hold="the payload is procx's PROCX_PAYLOAD variable; a daemon takes the same payload again and again",
+        fail="nothing to do",
+        pushx="written to standard output",
+        tested="real",
+    ),
 )

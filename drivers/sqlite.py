@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from core.errors import ProviderError
-from core.options import PROCX, PUSHX, DriverSpec, Option
+from core.options import PROCX, Delivery, DriverSpec, Option
 from core.work import Sink, Source, Work
 
 SCHEMA = """
@@ -130,9 +130,11 @@ SPEC = DriverSpec(
     ],
     source="drivers.sqlite:SqliteSource",
     sink="drivers.sqlite:SqliteSink",
-    delivery={
-        PROCX: "at-least-once: leased while the child runs; clear deletes, fail releases, an expired lease "
-               "brings the item back",
-        PUSHX: "durable once pushx exits 0 (committed transaction)",
-    },
+    delivery=Delivery(
+        "at-least-once",
+        hold="lease for -sqlite-visibility-timeout; an expired lease brings the item back",
+        fail="released at once, or after -sqlite-fail-delay; the attempt count is kept",
+        pushx="committed transaction",
+        tested="real: SQLite 3 (stdlib)",
+    ),
 )

@@ -29,6 +29,8 @@ PAYLOADS = {
     "one-mib": bytes(i * 7 % 251 for i in range(1 << 20)),
 }
 
+NO_WAIT = ("-wait-for-work", "0")  # blocking drivers must not wait for work that will not come
+
 # A child that copies its standard input to the file named by its first argument.
 COPY_STDIN = [sys.executable, "-c", "import sys; open(sys.argv[1], 'wb').write(sys.stdin.buffer.read())"]
 
@@ -68,6 +70,9 @@ class Backend:
 
     def procx(self, *child: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
         return run("procx", *self.common_args(), *self.procx_args(), *extra, *child, env=self.env())
+
+    def wait_redelivery(self) -> tuple[str, ...]:
+        return ("-wait-for-work", f"{self.redelivery_wait + 5}s")
 
     def procx_argv(self, *child: str, extra: tuple[str, ...] = ()) -> list[str]:
         return [command("procx"), *self.common_args(), *self.procx_args(), *extra, *child]
@@ -111,11 +116,11 @@ class Conformance:
         taken = [backend.procx().stdout for _ in items]
         assert (taken if backend.ordered else sorted(taken)) == items
         assert backend.pending() == 0
-        assert backend.procx().stdout == b""
+        assert backend.procx(extra=NO_WAIT).stdout == b""
 
     def test_no_work_is_not_an_error(self, backend: Backend, tmp_path: Path) -> None:
         marker = tmp_path / "ran"
-        done = backend.procx("touch", str(marker))
+        done = backend.procx("touch", str(marker), extra=NO_WAIT)
         assert done.returncode == 0, done.stderr.decode(errors="replace")
         assert done.stdout == b""
         assert not marker.exists()
@@ -131,7 +136,7 @@ class Conformance:
         done = backend.procx("sh", "-c", "exit 3")
         assert done.returncode == 3
         assert backend.pending() == 1
-        assert wait_for(lambda: backend.procx().stdout, timeout=backend.redelivery_wait) == b"job"
+        assert backend.procx(extra=backend.wait_redelivery()).stdout == b"job"
         assert backend.pending() == 0
 
     @pytest.mark.slow
@@ -149,7 +154,7 @@ class Conformance:
         finally:
             _kill_pidfile(pidfile)
         assert backend.pending() == 1
-        assert wait_for(lambda: backend.procx().stdout, timeout=backend.redelivery_wait + 5) == b"precious"
+        assert backend.procx(extra=backend.wait_redelivery()).stdout == b"precious"
         assert backend.pending() == 0
 
     def test_daemon_processes_all_then_drains_on_sigterm(self, backend: Backend, tmp_path: Path) -> None:

@@ -55,4 +55,4 @@ def test_every_declaration_imports_without_client_libraries() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, env=clean_env())
     modules = {m.split(".")[0] for m in json.loads(done.stdout)}
     assert not modules & set(HEAVY)
-    assert len(registry.names()) == 34
+    assert len(registry.names()) >= 34

@@ -12,7 +12,11 @@ from core.general import general
 from core.options import PROCX, PUSHX, Option
 
 DATA = Path(__file__).parent / "data"
-ORIGINAL_NAMES = sorted(set(registry.BUILTIN) - {"sqlite"})
+# The 33 drivers of the Go originals (reference/procx.md §2); ours (sqlite, mqtt, ...) come on top.
+ORIGINAL_NAMES = (
+    "activemq aws-dynamo aws-s3 aws-sqs cassandra centauri cockroach couchbase elasticsearch etcd fs gcp-bq "
+    "gcp-firestore gcp-gcs gcp-pubsub github http kafka local mongodb mssql mysql nats nfs nsq postgres pulsar "
+    "rabbitmq redis-list redis-pubsub redis-stream scylla smb").split()
 # A string flag of the original may be declared with a richer kind that still accepts the same text.
 COMPATIBLE_KINDS = {"string": {"string", "int", "list", "json", "duration"}, "bool": {"bool"}, "int": {"int"}}
 
