@@ -97,6 +97,14 @@ class FsSource(Source):
                 return name
         return None
 
+    def depth(self) -> int:
+        """Files waiting (matching the selector)."""
+        if self.config["fs-key"]:
+            return int(self._select() is not None)
+        prefix = self.config["fs-key-prefix"]
+        return sum(1 for name in _walk(self.folder) if not name.startswith(self.skip)
+                   and ((prefix and name.startswith(prefix)) or (self.regex and self.regex.search(name))))
+
     def get(self, wait: float) -> Work | None:
         key = self._select()
         if key is None:

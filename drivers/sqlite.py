@@ -38,8 +38,11 @@ RETURNING id, payload, attempts
 
 def connect(path: str) -> sqlite3.Connection:
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ProviderError(f"driver sqlite: folder of -sqlite-path does not exist: {directory}")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise ProviderError(f"driver sqlite: cannot create the folder of -sqlite-path {directory}: "
+                            f"{exc.strerror}") from exc
     try:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
@@ -124,8 +127,9 @@ SPEC = DriverSpec(
         Option("sqlite-queue", default="default", help="queue name: one file can hold several queues",
                extension=True),
         Option("sqlite-visibility-timeout", "duration", 30.0, sides=PROCX, extension=True, group="retrieve",
+               advanced=True,
                help="how long a taken item stays leased before it is offered again (if procx died)"),
-        Option("sqlite-fail-delay", "duration", 0.0, sides=PROCX, extension=True, group="fail",
+        Option("sqlite-fail-delay", "duration", 0.0, sides=PROCX, extension=True, group="fail", advanced=True,
                help="after a failure, how long before the item is offered again"),
     ],
     source="drivers.sqlite:SqliteSource",

@@ -13,10 +13,10 @@ echo "== pushx: queue three jobs"
 for i in 1 2 3; do pushx -sqlite-queue jobs -in "{\"id\": $i, \"name\": \"job $i\"}"; done
 
 echo "== procx $worker | pushx: one job through the worker, its result pushed to the results queue"
-eval "procx $worker" | pushx
+eval "procx -daemon=false $worker" | pushx
 
 echo "== procx -daemon -until-empty: the rest of the jobs, results on the terminal"
 eval "procx -daemon -until-empty $worker"
 
 echo "== procx on the results queue (no command: print and clear)"
-procx -sqlite-queue results; echo
+procx -daemon=false -sqlite-queue results; echo

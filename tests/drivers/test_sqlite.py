@@ -120,7 +120,13 @@ def test_two_daemons_on_one_file_take_each_item_once(tmp_path: Path) -> None:
     assert sorted(int(line) for line in log.read_text().split()) == list(range(40))
 
 
-def test_missing_folder_is_a_provider_error(tmp_path: Path) -> None:
-    done = run("pushx", *args(tmp_path / "nope" / "q.db"), "-in", "x")
+def test_missing_folder_is_created(tmp_path: Path) -> None:
+    assert run("pushx", *args(tmp_path / "new" / "q.db"), "-in", "x").returncode == 0
+    assert api.procx(args(tmp_path / "new" / "q.db")) == b"x"
+
+
+def test_unusable_path_is_a_provider_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    done = run("pushx", *args(tmp_path / "file" / "q.db"), "-in", "x")
     assert done.returncode == 69
-    assert b"does not exist" in done.stderr
+    assert b"cannot create the folder" in done.stderr
