@@ -70,8 +70,9 @@ def _drain(args: list[str]) -> list:
 def test_errors_are_exceptions_not_exit_codes(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="did you mean 'sqlite'"):
         api.procx(["-driver", "sqlit"])
+    (tmp_path / "file").write_text("not a folder")
     with pytest.raises(ProviderError):
-        api.pushx(b"x", ["-driver", "sqlite", "-sqlite-path", str(tmp_path / "missing" / "q.db")])
+        api.pushx(b"x", ["-driver", "sqlite", "-sqlite-path", str(tmp_path / "file" / "q.db")])
 
 
 def test_variables_apply_below_arguments(tmp_path: Path) -> None:
