@@ -43,3 +43,10 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {condition}")
         time.sleep(interval)
+
+
+def unusable(tmp_path: Path) -> Path:
+    """A database path whose folder cannot exist (a file stands in its way): the provider fails to open."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    return blocker / "q.db"

@@ -17,7 +17,7 @@ import pytest
 
 from core.settings import load
 from drivers.sqlite import SqliteSink
-from tests.support import clean_env, command, run, wait_for
+from tests.support import clean_env, command, run, unusable, wait_for
 
 PY = sys.executable
 SECRET = "s3cr3t-token-value"
@@ -403,7 +403,7 @@ def test_foreign_flag_warns_and_runs(tmp_path):
 
 
 def test_unreachable_provider_exit_69(tmp_path):
-    result = run("procx", *sq(tmp_path / "missing-dir" / "q.db"), "true")
+    result = run("procx", *sq(unusable(tmp_path)), "true")
     assert result.returncode == 69
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and "sqlite" in lines[0]
@@ -432,7 +432,7 @@ def test_json_events(tmp_path):
 
 
 def test_json_error_event(tmp_path):
-    result = run("procx", *sq(tmp_path / "nope" / "q.db", "-log-format", "json"))
+    result = run("procx", *sq(unusable(tmp_path), "-log-format", "json"))
     assert result.returncode == 69
     [error] = [e for e in events(result.stderr) if e.get("event") == "error"]
     assert error["exit"] == 69 and error["level"] == "error"

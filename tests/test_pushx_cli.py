@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.support import clean_env, command, run
+from tests.support import clean_env, command, run, unusable
 
 
 def sq(db, *more: str) -> list[str]:
@@ -123,17 +123,17 @@ def test_out_file(tmp_path):
 
 
 def test_failed_push_passes_nothing_on(tmp_path):
-    db = tmp_path / "no-such-folder" / "q.db"
+    db = unusable(tmp_path)
     result = run("pushx", *sq(db, "-out=-"), input=b"must not leak")
     assert result.returncode == 69
     assert result.stdout == b""
     lines = result.stderr.decode().splitlines()
-    assert len(lines) == 1 and "sqlite" in lines[0] and "no-such-folder" in lines[0]
+    assert len(lines) == 1 and "sqlite" in lines[0] and "blocker" in lines[0]
 
 
 def test_failed_push_writes_no_out_file(tmp_path):
     out = tmp_path / "copy.bin"
-    result = run("pushx", *sq(tmp_path / "nope" / "q.db", "-out", str(out)), input=b"x")
+    result = run("pushx", *sq(unusable(tmp_path), "-out", str(out)), input=b"x")
     assert result.returncode == 69
     assert not out.exists()
 
