@@ -23,7 +23,6 @@ def update(meta: Path, **fields: object) -> None:
 
 def main(folder: Path) -> int:
     meta = folder / "run.json"
-    update(meta, runner_pid=os.getpid(), runner_start=process_start_time(os.getpid()))
     stopping: list[int] = []
     procs: list[subprocess.Popen] = []
 
@@ -35,6 +34,8 @@ def main(folder: Path) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # recorded only now: whoever stops this run by its pid finds the handlers in place
+    update(meta, runner_pid=os.getpid(), runner_start=process_start_time(os.getpid()))
     argvs = json.loads(meta.read_text())["commands"]
     with open(folder / "output.log", "ab", buffering=0) as log:
         head = subprocess.Popen(argvs[0], stdin=subprocess.DEVNULL,
