@@ -46,6 +46,7 @@ class Procx:
     def _on_signal(self, signum: int, frame: object) -> None:
         if self.stop.is_set():
             self.log.warn("second signal: stopping now", signal=signum)
+            self.stop_signal = signum
             self.abort.set()
             for child in self.children:
                 child.signal(signal.SIGKILL)

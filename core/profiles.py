@@ -19,12 +19,12 @@ from core import registry
 from core.errors import UsageError
 from core.general import general
 from core.options import PROCX, PUSHX, SIDES, Option
+from core.settings import REFERENCE, expand_references
 
 KIND, COMMAND, DESCRIPTION = "PROCX_TUI_KIND", "PROCX_TUI_COMMAND", "PROCX_TUI_DESCRIPTION"
 OURS = (KIND, COMMAND, DESCRIPTION)
 KINDS = ("procx", "pushx", "pipeline")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}")
 _PLAIN = re.compile(r"^[A-Za-z0-9_./:@%+,=-]*$")
 
 
@@ -99,12 +99,7 @@ class Profile:
     def expanded(self, environ: dict[str, str] | None = None) -> dict[str, str]:
         """The variables with ${VAR} references filled from the environment (as python-dotenv does)."""
         env = os.environ if environ is None else environ
-
-        def expand(match: re.Match[str]) -> str:
-            name, _, default = match.group(0)[2:-1].partition(":-")
-            return env.get(name) or default
-
-        return {k: _REFERENCE.sub(expand, v) for k, v in self.variables.items()}
+        return {k: expand_references(v, env) for k, v in self.variables.items()}
 
     def option(self, variable: str) -> tuple[str, Option] | None:
         """(side, option) that `variable` sets for this profile's drivers, or None."""
@@ -126,7 +121,7 @@ class Profile:
 
     def masked(self) -> dict[str, str]:
         """Variables for display: secrets hidden unless they are ${VAR} references."""
-        return {k: ("********" if self.is_secret(k) and v and not _REFERENCE.fullmatch(v) else v)
+        return {k: ("********" if self.is_secret(k) and v and not REFERENCE.fullmatch(v) else v)
                 for k, v in self.variables.items()}
 
     def render(self) -> str:
@@ -150,7 +145,7 @@ def _order(key: str) -> tuple[int, str]:
 
 def quote(value: str) -> str:
     """A value as python-dotenv reads it back unchanged (${VAR} references stay references)."""
-    if _PLAIN.match(value) or _REFERENCE.fullmatch(value):
+    if _PLAIN.match(value) or REFERENCE.fullmatch(value):
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 

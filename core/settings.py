@@ -6,6 +6,8 @@ Precedence: flag > variable > env file > default. An empty variable counts as un
 from __future__ import annotations
 
 import os
+import re
+from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping
 
 from core import registry
@@ -154,13 +156,30 @@ class Config(Mapping):
                 for n, v in self.values.items()}
 
 
-def read_env_file(path: str) -> dict[str, str]:
-    """A .env profile (python-dotenv syntax, ${VAR} expanded from the environment); never put in os.environ."""
+REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}")
+
+
+def expand_references(text: str, environ: Mapping[str, str]) -> str:
+    """Fill `${VAR}` and `${VAR:-default}` from `environ` (as python-dotenv does, but from the given mapping)."""
+
+    def one(match: re.Match[str]) -> str:
+        name, _, default = match.group(0)[2:-1].partition(":-")
+        return environ.get(name) or default
+
+    return REFERENCE.sub(one, text)
+
+
+def read_env_file(path: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """A .env profile (python-dotenv syntax, ${VAR} expanded from `environ`); never put in os.environ."""
     if not os.path.isfile(path):
         raise UsageError(f"-env-file: no such file: {path}")
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    values: dict[str, str] = {}
+    for key, raw in dotenv_values(path, interpolate=False).items():
+        if raw is not None:  # a reference sees the file's earlier values first, then the environment
+            values[key] = expand_references(raw, ChainMap(values, environ))
+    return values
 
 
 def load(side: str, argv: list[str], environ: Mapping[str, str] | None = None) -> tuple[Parsed, Config | None]:
@@ -174,7 +193,7 @@ def load(side: str, argv: list[str], environ: Mapping[str, str] | None = None) -
 
     gen = {o.name: o for o in general(side)}
     env_path = _pick(gen["env-file"], side, parsed, environ, {})[0]
-    env_file = read_env_file(env_path) if env_path else {}
+    env_file = read_env_file(env_path, environ) if env_path else {}
     name, origin = _pick(gen["driver"], side, parsed, environ, env_file)
     if not name:
         if parsed.help or parsed.version:
