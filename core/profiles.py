@@ -13,6 +13,7 @@ import difflib
 import os
 import re
 import shlex
+from collections import ChainMap
 from pathlib import Path
 
 from core import registry
@@ -97,9 +98,12 @@ class Profile:
         return self.variables.get(f"{side.upper()}_DRIVER", "")
 
     def expanded(self, environ: dict[str, str] | None = None) -> dict[str, str]:
-        """The variables with ${VAR} references filled from the environment (as python-dotenv does)."""
+        """The variables with ${VAR} references filled in, as `procx -env-file` reads them."""
         env = os.environ if environ is None else environ
-        return {k: expand_references(v, env) for k, v in self.variables.items()}
+        values: dict[str, str] = {}
+        for key, raw in self.variables.items():  # earlier values of the file first, as -env-file reads it
+            values[key] = expand_references(raw, ChainMap(values, env))
+        return values
 
     def option(self, variable: str) -> tuple[str, Option] | None:
         """(side, option) that `variable` sets for this profile's drivers, or None."""
