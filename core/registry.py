@@ -36,6 +36,7 @@ BUILTIN: dict[str, str] = {
     "kafka": "drivers.kafka",
     "local": "drivers.local",
     "mongodb": "drivers.mongodb",
+    "mqtt": "drivers.mqtt",
     "mssql": "drivers.sql.mssql",
     "mysql": "drivers.sql.mysql",
     "nats": "drivers.nats",
