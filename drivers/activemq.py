@@ -50,12 +50,7 @@ def _validate(config) -> None:
         raise ValueError("-activemq-name is required: the destination, e.g. /queue/jobs")
     if config["activemq-password"] and not config["activemq-username"]:
         raise ValueError("-activemq-password needs -activemq-username")
-    if not config[TLS.enable]:
-        given = [n for n in (TLS.insecure, TLS.ca, TLS.cert, TLS.key) if config[n]]
-        if given:
-            raise ValueError(f"-{given[0]} has no effect without -{TLS.enable}")
-    elif config[TLS.key] and not config[TLS.cert]:
-        raise ValueError(f"-{TLS.key} needs -{TLS.cert}")
+    TLS.validate(config)
 
 
 SPEC = DriverSpec(

@@ -35,6 +35,15 @@ class Tls:
             Option(self.key, help="client private key file (PEM)", sides=self.sides, placeholder="PATH"),
         ]
 
+    def validate(self, config) -> None:
+        """TLS files or switches given while TLS is off are an error (the originals ignored them silently)."""
+        if not config[self.enable]:
+            given = [n for n in (self.insecure, self.ca, self.cert, self.key) if n and config[n]]
+            if given:
+                raise ValueError(f"-{given[0]} has no effect without -{self.enable}")
+        elif config[self.key] and not config[self.cert]:
+            raise ValueError(f"-{self.key} needs -{self.cert}")
+
     def context(self, config) -> ssl.SSLContext | None:
         """The TLS context the settings ask for; None when TLS is off. Unreadable files are usage errors."""
         if not config[self.enable]:

@@ -50,7 +50,7 @@ def _validate(config) -> None:
         raise ValueError("-etcd-username and -etcd-password go together (one of them is empty)")
     if not config["etcd-hosts"] or not all(h.strip() for h in config["etcd-hosts"]):
         raise ValueError("-etcd-hosts is required: comma list of endpoints, e.g. 127.0.0.1:2379")
-    _check_tls(config)
+    TLS.validate(config)
     if config.side == PUSHX:
         if not config["etcd-key"]:
             raise ValueError("-etcd-key is required: the key to write the payload to")
@@ -76,15 +76,6 @@ def _validate(config) -> None:
         if config["etcd-with-prefix"] and (claims.startswith(key) or key.startswith(claims)):
             raise ValueError(f"-etcd-claim-prefix {claims!r} overlaps the retrieve key {key!r}: claims would be "
                              "taken as work")
-
-
-def _check_tls(config) -> None:
-    if not config[TLS.enable]:
-        given = [n for n in (TLS.insecure, TLS.ca, TLS.cert, TLS.key) if config[n]]
-        if given:
-            raise ValueError(f"-{given[0]} has no effect without -{TLS.enable}")
-    elif config[TLS.key] and not config[TLS.cert]:
-        raise ValueError(f"-{TLS.key} needs -{TLS.cert}")
 
 
 SPEC = DriverSpec(

@@ -88,12 +88,7 @@ def _check_url(url: str, flag: str) -> None:
 
 
 def _validate(config) -> None:
-    if not config[TLS.enable]:
-        given = [n for n in (TLS.insecure, TLS.ca, TLS.cert, TLS.key) if config[n]]
-        if given:
-            raise ValueError(f"-{given[0]} has no effect without -{TLS.enable}")
-    elif config[TLS.key] and not config[TLS.cert]:
-        raise ValueError(f"-{TLS.key} needs -{TLS.cert}")
+    TLS.validate(config)
     if config["http-timeout"] <= 0:
         raise ValueError("-http-timeout: must be positive")
     if config.side == PUSHX:
