@@ -219,7 +219,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="procx-tui", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command")
+    sub = p.add_subparsers(dest="subcommand")  # not "command": the wizard has a --command option
 
     def add(name: str, func, help: str, json_flag: bool = True) -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help, description=help)
@@ -265,7 +265,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.command is None:
+        if args.subcommand is None:
             return cmd_dashboard(args)
         return args.func(args)
     except ProcxError as exc:
