@@ -92,6 +92,9 @@ class Profile:
         return self.variables.get(DESCRIPTION, "")
 
     def sides(self) -> tuple[str, ...]:
+        """The tools this profile configures; a procx profile whose command is pushx (`procx pushx`) both."""
+        if self.kind == PROCX and self.command[:1] and os.path.basename(self.command[0]) == PUSHX:
+            return (PROCX, PUSHX)
         return {"procx": (PROCX,), "pushx": (PUSHX,), "pipeline": (PROCX, PUSHX)}.get(self.kind, ())
 
     def driver(self, side: str) -> str:

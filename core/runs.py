@@ -139,7 +139,9 @@ def start(profile: Profile, folder: Path | None = None) -> Run:
             "started": time.time(), "ended": None, "status": RUNNING, "exit_code": None}
     write_json(run_folder / "run.json", data)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROCX_", "PUSHX_"))}
-    env.update(PYTHONUNBUFFERED="1", PUSHX_ENV_FILE=str(profile.path))
+    # a child command may be procx or pushx themselves (`procx pushx`): they are next to this interpreter
+    path = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
+    env.update(PYTHONUNBUFFERED="1", PUSHX_ENV_FILE=str(profile.path), PATH=path)
     for var in ("PROCX_TUI_HOME", "PROCX_TUI_STATE"):
         if var in os.environ:
             env[var] = os.environ[var]

@@ -113,15 +113,17 @@ def test_wizard_profile_launch_watch_tail_page_stop(homes, terminal) -> None:
     assert terminal.exit_status() == 0
 
 
-def test_first_start_help_and_a_pushx_run(homes, terminal) -> None:
+def test_first_start_help_and_the_demo_feed(homes, terminal) -> None:
     terminal.start(environment(homes), command("procx-tui"))
     terminal.wait_for(r"installed 6 example\s+profiles|installed \d+ example")
-    terminal.wait_for(r"demo-feed\s+pushx\s+sqlite")
+    terminal.wait_for(r"demo-feed\s+procx\s+local \| sqlite")
     terminal.keys("?")
     terminal.wait_for(r"launch a run of the highlighted profile")
     terminal.keys("Escape")
     terminal.wait_for(r"Runs")
-    terminal.keys("l")  # demo-feed is the first profile: it pushes one job and exits
-    terminal.wait_for(r"exited\s+demo-feed\s+sqlite.*0/0/0 \+1", timeout=20)
+    terminal.keys("l")  # demo-feed is the first profile: procx pushx, a job every 2 seconds
+    terminal.wait_for(r"running\s+demo-feed\s+local\s+\|\s+sqlite.*[1-9]/[1-9]/0", timeout=20)
+    terminal.keys("s")  # stop it
+    terminal.wait_for(r"stopped\s+demo-feed", timeout=30)
     terminal.keys("q")
     assert terminal.exit_status() == 0
