@@ -1,0 +1,160 @@
+"""The cloud emulators' shared fixtures: one moto server (S3, SQS, DynamoDB, STS) on 127.0.0.1 and a free port.
+
+It is started once per test session and stopped at the end; if it cannot start, the tests that need it FAIL with
+the reason. Install it with `pip install -e '.[test-cloud]'` (moto[server]). The drivers reach it only through
+the standard variable AWS_ENDPOINT_URL, with dummy credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+The Google emulators (cloudbox, gcp-storage-emulator, the Node Firestore emulator) are here too, one of
+each per session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support import clean_env
+
+START_TIMEOUT = 60.0
+AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+                 "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_STS")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Moto:
+    endpoint: str
+    started_in: float
+
+    def variables(self) -> dict[str, str]:
+        """What a user of a local emulator sets: the endpoint, a region and any credentials."""
+        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of a procx/pushx run against this server."""
+        env = clean_env(**self.variables())
+        for name in AWS_VARIABLES:
+            env.pop(name, None)
+        env.update(extra)
+        return env
+
+    def client(self, service: str):
+        import boto3
+
+        return boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                                     region_name="us-east-1").client(service, endpoint_url=self.endpoint)
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
+    """One moto server for S3, SQS, DynamoDB and STS, on loopback and a free port."""
+    binary = Path(sys.executable).parent / "moto_server"
+    if not binary.exists():
+        pytest.fail(f"moto_server is not installed ({binary}): pip install -e '.[test-cloud]'")
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    try:
+        while not _answers(endpoint):
+            if proc.poll() is not None:
+                pytest.fail(f"moto_server exited with status {proc.returncode} while starting:\n{_tail(log)}")
+            if time.monotonic() - started > START_TIMEOUT:
+                pytest.fail(f"moto_server did not answer within {START_TIMEOUT:.0f}s:\n{_tail(log)}")
+            time.sleep(0.05)
+        yield Moto(endpoint, time.monotonic() - started)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
+
+@pytest.fixture
+def aws(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
+    """The moto server, with its variables also set in this process (for in-process API calls)."""
+    for name in AWS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in moto.variables().items():
+        monkeypatch.setenv(name, value)
+    return moto
+
+
+@pytest.fixture
+def unique() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:12]
+
+
+# The Google emulators, one of each per test session (started on first use).
+@pytest.fixture(scope="session")
+def cloudbox(tmp_path_factory: pytest.TempPathFactory):
+    """cloudbox: Pub/Sub (gRPC) and BigQuery (REST) on free loopback ports."""
+    from tests.drivers.cloud.cloudbox_server import start_cloudbox
+
+    box = start_cloudbox(tmp_path_factory.mktemp("cloudbox"))
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory: pytest.TempPathFactory):
+    """gcp-storage-emulator, in memory, on a free loopback port."""
+    from tests.drivers.cloud.gcs_server import start_gcs
+
+    server = start_gcs(tmp_path_factory.mktemp("gcs"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator(tmp_path_factory: pytest.TempPathFactory):
+    """The Node Firestore emulator, bound to 127.0.0.1 on a free port."""
+    from tests.drivers.cloud.firestore_server import start_firestore
+
+    server = start_firestore(tmp_path_factory.mktemp("firestore"))
+    try:
+        yield server
+    finally:
+        server.stop()
