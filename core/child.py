@@ -19,7 +19,8 @@ class Child:
 
     Without -hostenv the child never sees procx's PROCX_* settings: with the payload in PROCX_PAYLOAD it
     gets only that variable (as the original); otherwise procx's environment minus PROCX_*, plus
-    PROCX_PAYLOAD_FILE when a payload file is used.
+    PROCX_PAYLOAD_FILE when a payload file is used. In every mode it also gets the work's own variables
+    (PROCX_WORK_ID, PROCX_ATTEMPT) where the driver gives them.
     """
 
     def __init__(self, config: Config, log: Logger, slot: int = 0) -> None:
@@ -44,13 +45,16 @@ class Child:
         self.log = log
         self._resolved: str | None = None
         self.process: subprocess.Popen | None = None
+        self.ran = False  # the last run() started the command (its status is the child's own verdict)
         self.stopping = 0  # the signal procx was asked to stop with: no new child starts, a starting one gets it
         self.lock = threading.RLock()  # re-entrant: the signal handler may run while this thread holds it
 
-    def environment(self, payload: bytes) -> dict[bytes, bytes] | None:
+    def environment(self, payload: bytes, variables: dict[bytes, bytes] | None = None) -> dict[bytes, bytes] | None:
         """The child's environment; None (inherit procx's, which is cheaper to start) when they are equal."""
         if self.as_env:
-            return {**self.base_env, b"PROCX_PAYLOAD": payload}
+            return {**self.base_env, **(variables or {}), b"PROCX_PAYLOAD": payload}
+        if variables:
+            return {**self.base_env, **variables}
         return None if self.inherit else self.base_env
 
     def executable(self) -> str | None:
@@ -63,8 +67,10 @@ class Child:
             self._resolved = shutil.which(name)
         return self._resolved
 
-    def run(self, payload: bytes) -> int:
-        """Run the command for one payload; its exit status (128+N when killed by signal N)."""
+    def run(self, payload: bytes, variables: dict[bytes, bytes] | None = None) -> int:
+        """Run the command for one payload (plus the work's `variables` in its environment); its exit status
+        (128+N when killed by signal N). `ran` says afterwards whether the command was started at all."""
+        self.ran = False
         executable = self.executable()
         if executable is None:
             self.log.error(f"command not found: {self.command[0]}")
@@ -80,20 +86,22 @@ class Child:
                 except OSError as exc:
                     self.log.error(f"cannot write the payload file {self.payload_file}: {exc.strerror}")
                     return EXIT_IO
-            return self._spawn(executable, argv, payload)
+            return self._spawn(executable, argv, payload, variables)
         finally:
             if self.payload_file and not self.keep_file:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.payload_file)
 
-    def _spawn(self, executable: str, argv: list[str | bytes], payload: bytes) -> int:
+    def _spawn(self, executable: str, argv: list[str | bytes], payload: bytes,
+               variables: dict[bytes, bytes] | None) -> int:
         try:
             with self.lock:
                 if self.stopping:
                     return 128 + self.stopping
                 self.process = subprocess.Popen(
-                    argv, executable=executable, env=self.environment(payload), process_group=0,
-                    stdin=subprocess.PIPE if self.as_stdin else subprocess.DEVNULL)
+                    argv, executable=executable, env=self.environment(payload, variables),
+                    process_group=0, stdin=subprocess.PIPE if self.as_stdin else subprocess.DEVNULL)
+                self.ran = True
                 if self.stopping:  # the signal came while the child was being started
                     os.killpg(self.process.pid, self.stopping)
         except ValueError as exc:  # an embedded NUL byte in an argument or variable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core import exitcodes
 from core.options import PROCX, PUSHX, Option
 
 LOG_FORMATS = ("text", "json")
@@ -40,6 +41,11 @@ PROCX_GENERAL: tuple[Option, ...] = tuple(
         Option("grace-period", "duration", 25.0, sides=PROCX, extension=True, group="general",
                help="on SIGTERM/SIGINT, how long the running child may finish before it is killed and its "
                     "work failed back"),
+        Option("exit-codes", sides=PROCX, extension=True, group="general", placeholder="MAP",
+               check=exitcodes.check,
+               help="what the child's exit status does to its work, e.g. 0=clear,3=dead-letter,4=drop,64-78=fail: "
+                    "clear, fail (retried), drop (removed, not done) or dead-letter (drivers with a dead-letter "
+                    "target); a status not named keeps the original's rule (0 clears, anything else fails)"),
     ]
 )
 

@@ -9,8 +9,10 @@ from core.options import PROCX, DriverSpec, Option
 USAGE = {
     PROCX: "Usage: procx [options] [command [args...]]\n"
            "Takes one unit of work from the driver's provider, runs the command with it, and clears it when the\n"
-           "command exits 0 or fails it back (so it is retried) otherwise. Without a command the payload is\n"
-           "printed and cleared.",
+           "command exits 0 or fails it back (so it is retried) otherwise (-exit-codes changes that). Without a\n"
+           "command the payload is printed and cleared. The command gets the payload in PROCX_PAYLOAD (unless\n"
+           "delivered otherwise), and the work's id and attempt number in PROCX_WORK_ID and PROCX_ATTEMPT\n"
+           "where the driver gives them.",
     "pushx": "Usage: pushx [options]\n"
              "Pushes the input (standard input, -in or -in-file) to the driver's provider; -out=- passes it on.",
 }

@@ -45,10 +45,12 @@ class Option:
     group     connection | auth | tls | retrieve | clear | fail | push | general ... (inferred when empty)
     advanced  asked only behind "advanced options" in the wizard and the TUI form (tls is always advanced)
     extension not in the Go original (ours); listed as such in the docs
+    check     callable(value) -> value, run after the kind's conversion for rules of one option's syntax
+              (raises ValueError saying what is wrong)
     """
 
     __slots__ = ("name", "kind", "default", "help", "sides", "secret", "choices", "required", "env",
-                 "aliases", "group", "advanced", "extension", "placeholder")
+                 "aliases", "group", "advanced", "extension", "placeholder", "check")
 
     def __init__(
         self,
@@ -67,6 +69,7 @@ class Option:
         advanced: bool | None = None,
         extension: bool = False,
         placeholder: str = "",
+        check=None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"option {name}: unknown kind {kind!r}")
@@ -89,6 +92,7 @@ class Option:
         self.advanced = (self.group in ("tls",)) if advanced is None else advanced
         self.extension = extension
         self.placeholder = placeholder
+        self.check = check
 
     def __repr__(self) -> str:
         return f"Option({self.name!r}, {self.kind!r})"
@@ -118,7 +122,8 @@ class Option:
 
     def convert(self, text: str) -> object:
         """Text (from a flag, a variable or an env file) -> typed value; ValueError says what is wrong."""
-        return convert(self.kind, text, self.choices)
+        value = convert(self.kind, text, self.choices)
+        return self.check(value) if self.check is not None else value
 
     def render(self, value: object) -> str:
         """A typed value back to the text a flag or variable would carry."""

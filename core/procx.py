@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 
-from core import registry
+from core import exitcodes, registry
 from core.child import Child
-from core.errors import EXIT_OK, InputError, ProcxError
+from core.errors import EXIT_OK, InputError, ProcxError, UsageError
 from core.log import Logger
 from core.settings import Config
-from core.work import Source, Work, call, connect
+from core.work import Source, Work, call, connect, has_dead_letter
 
 IDLE_MIN, IDLE_MAX = 0.05, 1.0  # back-off while a source that cannot wait server-side is empty
 ERROR_MIN, ERROR_MAX = 0.5, 30.0  # back-off between reconnects after provider errors
@@ -22,13 +23,33 @@ BLOCK_WAIT = 1.0  # how long one get() may wait server-side, so that a stop is n
 
 def source_factory(config: Config) -> Callable[[], Source]:
     cls = registry.load(config.spec, "procx")
+    check_dead_letter(config, exitcodes.parse(config["exit-codes"]), cls)
     return lambda: cls(config)
+
+
+def check_dead_letter(config: Config, codes: exitcodes.ExitCodes, source: type | Source) -> None:
+    """-exit-codes ...=dead-letter needs a source with a dead-letter target: a usage error at startup otherwise."""
+    if codes.uses(exitcodes.DEAD_LETTER) and not has_dead_letter(source):
+        raise UsageError(f"{config.describe('exit-codes')}: dead-letter: driver {config.driver} has no dead-letter "
+                         f"target (use drop or fail)")
+
+
+def work_variables(work: Work) -> dict[bytes, bytes]:
+    """What the child learns about its work: PROCX_WORK_ID and PROCX_ATTEMPT, where the driver gives them."""
+    found: dict[bytes, bytes] = {}
+    text = "" if work.id is None else str(work.id)
+    if work.id is not None and "\0" not in text:  # a NUL cannot be in a variable
+        found[b"PROCX_WORK_ID"] = os.fsencode(text)
+    if work.counted:
+        found[b"PROCX_ATTEMPT"] = str(work.attempt).encode()
+    return found
 
 
 class Procx:
     def __init__(self, config: Config, log: Logger, make_source: Callable[[], Source] | None = None) -> None:
         self.config = config
         self.log = log
+        self.exit_codes = exitcodes.parse(config["exit-codes"])
         self.make_source = make_source or source_factory(config)
         self.stop = threading.Event()
         self.abort = threading.Event()
@@ -142,7 +163,9 @@ class Procx:
         return None
 
     def _open(self) -> Source:
-        return connect(self.make_source())
+        source = self.make_source()
+        check_dead_letter(self.config, self.exit_codes, source)
+        return connect(source)
 
     def _get(self, source: Source) -> Work | None:
         """One-shot: the first unit of work, waiting as -wait-for-work says (negative: forever for drivers that
@@ -181,16 +204,40 @@ class Procx:
                 raise InputError(f"cannot write the payload to standard output: {exc.strerror}") from exc
             self._clear(work, started)
             return EXIT_OK
-        status = child.run(work.payload)
-        if status == 0:
+        status = child.run(work.payload, work_variables(work))
+        action = self.action(status, child)
+        if action == exitcodes.CLEAR:
             self._clear(work, started)
             return EXIT_OK
+        if action in (exitcodes.DROP, exitcodes.DEAD_LETTER):
+            self._discard(work, started, status, action)
+            return EXIT_OK
         self._fail(work, started, status)
-        return EXIT_OK if self.stop.is_set() else status
+        return EXIT_OK if self.stop.is_set() else status or 1
+
+    def action(self, status: int, child: Child) -> str:
+        """What -exit-codes says for this status. The mapping is the child's verdict, so it is not asked when
+        the command could not be started (the work is failed back as always), nor when procx is stopping
+        and the child ended by (or after) a signal: procx stopped it, and its work must be retried."""
+        if not child.ran or (self.stop.is_set() and status > 128):
+            return exitcodes.FAIL
+        return self.exit_codes.action(status)
 
     def _clear(self, work: Work, started: float) -> None:
         call(self.config, f"clear work {work.id or ''}".strip(), work.clear)
         self.log.event("cleared", id=work.id, duration_ms=round((time.monotonic() - started) * 1000, 3))
+
+    def _discard(self, work: Work, started: float, status: int, action: str) -> None:
+        """-exit-codes drop or dead-letter: the work is finished without being done (an error propagates like
+        a failed clear: the work stays leased and comes back)."""
+        if action == exitcodes.DROP:
+            call(self.config, f"drop work {work.id or ''}".strip(), work.drop)
+            event = "dropped"
+        else:
+            call(self.config, f"dead-letter work {work.id or ''}".strip(), work.dead_letter)
+            event = "dead-lettered"
+        self.log.event(event, level="warn", id=work.id, status=status,
+                       duration_ms=round((time.monotonic() - started) * 1000, 3))
 
     def _fail(self, work: Work, started: float, status: int | None) -> None:
         try:

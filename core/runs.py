@@ -196,7 +196,7 @@ EVENT_START = '{"time": '  # how every JSON event line of procx and pushx begins
 class Events:
     """Reads a run's log incrementally: JSON events become counters, other lines are output."""
 
-    COUNTED = ("got", "cleared", "failed", "pushed", "error")
+    COUNTED = ("got", "cleared", "failed", "pushed", "error", "dropped", "dead-lettered")
 
     def __init__(self, path: Path, keep: int = 2000) -> None:
         self.path = path

@@ -15,16 +15,18 @@ class Work:
     """One unit of work: the payload bytes plus what the source needs to clear or fail it.
 
     `handle` is the source's own receipt (a lease token, a receipt handle, a delivery tag); per-item state
-    lives here, never on the source, so nothing leaks from one item to the next.
+    lives here, never on the source, so nothing leaks from one item to the next. `attempt` is the delivery
+    count where the source keeps one (`counted` says whether it gave one; otherwise the attempt reads 1).
     """
 
-    __slots__ = ("payload", "id", "attempt", "meta", "handle", "source", "done")
+    __slots__ = ("payload", "id", "attempt", "counted", "meta", "handle", "source", "done")
 
-    def __init__(self, payload: bytes, id: str | None = None, *, attempt: int = 1, handle: object = None,
+    def __init__(self, payload: bytes, id: str | None = None, *, attempt: int | None = None, handle: object = None,
                  meta: dict[str, object] | None = None, source: Source | None = None) -> None:
         self.payload = payload
         self.id = id
-        self.attempt = attempt
+        self.attempt = 1 if attempt is None else attempt
+        self.counted = attempt is not None
         self.handle = handle
         self.meta = meta or {}
         self.source = source
@@ -42,6 +44,16 @@ class Work:
         """The work was not done: the source makes it available again (or where its fail options say)."""
         self._finish("failed")
         self.source.fail(self)  # type: ignore[union-attr]
+
+    def drop(self) -> None:
+        """The work is removed without having been done (-exit-codes ...=drop): the source clears it."""
+        self._finish("dropped")
+        self.source.clear(self)  # type: ignore[union-attr]
+
+    def dead_letter(self) -> None:
+        """The work goes to the source's dead-letter target (-exit-codes ...=dead-letter)."""
+        self._finish("dead-lettered")
+        self.source.dead_letter(self)  # type: ignore[union-attr]
 
     def _finish(self, how: str) -> None:
         if self.done:
@@ -69,8 +81,16 @@ class Source:
     def fail(self, work: Work) -> None:
         raise NotImplementedError
 
+    # Optional: a source with a dead-letter target defines `dead_letter(self, work)`, which moves the work
+    # there (so that it is neither retried nor lost). procx accepts `-exit-codes ...=dead-letter` only then.
+
     def close(self) -> None:
         """Release connections; must not raise."""
+
+
+def has_dead_letter(source: type | Source) -> bool:
+    """Whether a Source (class or instance) can dead-letter work."""
+    return callable(getattr(source, "dead_letter", None))
 
 
 class Sink:

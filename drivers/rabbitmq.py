@@ -231,6 +231,17 @@ class RabbitmqSource(Source):
         requeue = bool(self.config["rabbitmq-fail-requeue"])
         self._settle(work, "nack", lambda held: held.channel.basic_nack(held.tag, requeue=requeue))
 
+    def depth(self) -> int:
+        """Ready messages of the queue (a passive declare's message count), as KEDA's rabbitmq scaler reads it in
+        QueueLength mode over AMQP: unacked deliveries (work being done) are not counted."""
+        import pika.exceptions as px
+
+        with self.lock:
+            try:
+                return int(self.channel.queue_declare(self.queue, passive=True).method.message_count)
+            except (px.AMQPError, OSError) as exc:
+                raise self._failed(f"cannot read the length of queue {self.queue!r}", exc) from None
+
     def close(self) -> None:
         stop = getattr(self, "stop", None)
         if stop is not None:

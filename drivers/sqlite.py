@@ -2,7 +2,8 @@
 
 pushx appends; procx leases the oldest available item for a visibility timeout; clear deletes it; fail makes it
 available again (after an optional delay) keeping its attempt count. If procx dies, the lease expires and the
-item comes back. Several procx processes may share one file (WAL mode, short write transactions).
+item comes back. Several procx processes may share one file (WAL mode, short write transactions). Its
+dead-letter target (`-exit-codes ...=dead-letter`) is the queue `<queue>.dead` in the same file.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ UPDATE procx_queue SET available_at = ?, attempts = attempts + 1, lease = ?
 WHERE id = (SELECT id FROM procx_queue WHERE queue = ? AND available_at <= ? ORDER BY id LIMIT 1)
 RETURNING id, payload, attempts
 """
+
+DEAD_SUFFIX = ".dead"  # -exit-codes ...=dead-letter moves an item to the queue of this name (<queue>.dead)
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -74,6 +77,12 @@ class SqliteSource(Source):
     def fail(self, work: Work) -> None:
         self.conn.execute("UPDATE procx_queue SET available_at = ?, lease = NULL WHERE id = ? AND lease = ?",
                           (time.time() + self.config["sqlite-fail-delay"], int(work.id), work.handle))
+
+    def dead_letter(self, work: Work) -> None:
+        """Move the item to the queue `<queue>.dead` of the same file (same id and payload, attempts kept), where
+        it waits, available, for whoever looks at dead letters (procx -sqlite-queue NAME.dead)."""
+        self.conn.execute("UPDATE procx_queue SET queue = ?, available_at = ?, lease = NULL WHERE id = ? AND lease = ?",
+                          (self.queue + DEAD_SUFFIX, time.time(), int(work.id), work.handle))
 
     def extend(self, work: Work, seconds: float) -> bool:
         """Keep the lease for `seconds` more; False when it was lost (expired and taken by another)."""
@@ -138,6 +147,7 @@ SPEC = DriverSpec(
         "at-least-once",
         hold="lease for -sqlite-visibility-timeout; an expired lease brings the item back",
         fail="released at once, or after -sqlite-fail-delay; the attempt count is kept",
+        dead_letter="-exit-codes …=dead-letter moves the item to the queue <queue>.dead in the same file",
         pushx="committed transaction",
         tested="real: SQLite 3 (stdlib)",
     ),

@@ -203,6 +203,68 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if all(r["reachable"] for r in report.values()) else 69
 
 
+def cmd_depth(args: argparse.Namespace) -> int:
+    from core import profiles
+    from core.check import check
+
+    profile = profiles.find(args.profile)
+    report = check(profile)
+    keda = _keda_scaler(profile)
+    sides = {side: {**r, "keda": keda if side == "procx" else None} for side, r in report.items()}
+    lines = []
+    for side, r in sides.items():
+        if not r["reachable"]:
+            lines.append(f"{side} ({r['driver']}): UNREACHABLE: {r['error']}")
+        elif r["depth"] is None:
+            lines.append(f"{side} ({r['driver']}): the provider exposes no queue depth")
+        else:
+            lines.append(f"{side} ({r['driver']}): {r['depth']} waiting"
+                         + (f" (KEDA scaler: {r['keda']})" if r["keda"] else ""))
+    emit(args, {"profile": profile.name, "sides": sides}, "\n".join(lines))
+    return 0 if all(r["reachable"] for r in report.values()) else 69
+
+
+def _keda_scaler(profile) -> str | None:
+    """The KEDA trigger type of the profile's work source (None: no scaler or not a procx profile)."""
+    from core import k8s
+
+    if "procx" not in profile.sides():
+        return None
+    try:
+        found = k8s.scaler(profile)
+    except ProcxError:  # e.g. a SQL driver without --scale-query: the trigger type is still known
+        return {"postgres": "postgresql", "cockroach": "postgresql", "mysql": "mysql", "etcd": "etcd"}.get(
+            profile.driver("procx"))
+    return found.type if isinstance(found, k8s.Trigger) else None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core import k8s, profiles
+
+    profile = profiles.find(args.profile)
+    opts = k8s.Options(image=args.image, namespace=args.namespace, min_replicas=args.min, max_replicas=args.max,
+                       target=args.target, activation=args.activation, job=args.job, cpu=args.cpu,
+                       memory=args.memory, polling_interval=args.polling_interval, cooldown=args.cooldown,
+                       scale_query=args.scale_query, existing_secret=args.existing_secret)
+    export = k8s.build(profile, opts)
+    for warning in export.warnings:
+        print(f"procx-tui: warning: {warning}", file=sys.stderr)
+    if export.trigger is None:
+        print(f"procx-tui: no KEDA scaler for {profile.driver('procx')}: {export.reason}; exported a plain "
+              "Deployment", file=sys.stderr)
+    text = k8s.to_yaml(export)
+    if args.output and args.output != "-":
+        import os
+
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold secrets
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {args.output} ({len(export.manifests)} resources)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_wizard(args: argparse.Namespace) -> int:
     from procx_tui.wizard import run_cli
 
@@ -259,6 +321,30 @@ def parser() -> argparse.ArgumentParser:
     rm.add_argument("run")
     ck = add("check", cmd_check, "connect to a profile's providers and report queue depth, touching no work")
     ck.add_argument("profile")
+    dp = add("depth", cmd_depth, "the queue depth of a profile's providers: the number KEDA's scaler reads")
+    dp.add_argument("profile")
+    ex = add("export", cmd_export, "write Kubernetes manifests (Deployment or Job + KEDA scaler) for a profile",
+             json_flag=False)
+    ex.add_argument("format", choices=["k8s"], help="k8s: Secret, ConfigMap, Deployment/ScaledJob, KEDA objects")
+    ex.add_argument("profile")
+    ex.add_argument("--image", default="procx-tui:latest", help="worker image holding procx and the child command")
+    ex.add_argument("--namespace", default="", help="namespace of every resource (default: kubectl's)")
+    ex.add_argument("--min", type=int, default=0, help="minimum replicas (default 0: scale to zero)")
+    ex.add_argument("--max", type=int, default=10, help="maximum replicas or parallel jobs (default 10)")
+    ex.add_argument("--target", type=int, default=5, help="items waiting per replica (default 5)")
+    ex.add_argument("--activation", type=int, default=None, help="items waiting before scaling up from zero")
+    ex.add_argument("--job", action="store_true", help="a KEDA ScaledJob of run-to-empty jobs, not a Deployment")
+    ex.add_argument("--cpu", default="", metavar="REQ[:LIMIT]", help="CPU request and limit, e.g. 250m:1")
+    ex.add_argument("--memory", default="", metavar="REQ[:LIMIT]", help="memory request and limit, e.g. 128Mi:512Mi")
+    ex.add_argument("--polling-interval", type=int, default=30, help="seconds between KEDA's checks (default 30)")
+    ex.add_argument("--cooldown", type=int, default=300,
+                    help="seconds after the last activity before scaling to --min (default 300)")
+    ex.add_argument("--scale-query", default="",
+                    help="postgres/cockroach/mysql: a count query; etcd: the key holding the count; "
+                         "mongodb/elasticsearch: overrides the retrieve query")
+    ex.add_argument("--existing-secret", default="", metavar="NAME",
+                    help="use this Secret (keys: the secret variables' names) instead of writing their values")
+    ex.add_argument("-o", "--output", default="", metavar="FILE", help="write to FILE (mode 0600) instead of stdout")
     return p
 
 

@@ -695,6 +695,6 @@ def test_daemon_picks_up_work_pushed_later(tmp_path):
                  stderr_file=err)
     wait_for(lambda: logged(err, "started"))
     enqueue(db, b"late")
-    wait_for(lambda: out.exists() and out.read_text() == "late")
+    wait_for(lambda: out.exists() and out.read_text() == "late", timeout=30)
     proc.send_signal(signal.SIGTERM)
     assert finish(proc)[0] == 0

@@ -152,6 +152,12 @@ class RedisListSource(Source):
     def fail(self, work: Work) -> None:
         self._finish(work, back=True)
 
+    def depth(self) -> int:
+        """Items waiting in the list (LLEN), as KEDA's redis scaler reads it: the items in the processing list
+        (being worked on, or of a procx that died and not yet moved back) are not counted."""
+        with errors(self.config, "read the list length"):
+            return int(self.conn.llen(self.keys[0]))
+
     def close(self) -> None:
         if getattr(self, "keeper", None) is not None:
             self.keeper.close()

@@ -302,3 +302,27 @@ def test_bad_settings_are_usage_errors(argv: list[str], message: bytes) -> None:
     done = run("procx", "-driver", "rabbitmq", *argv, "true")
     assert done.returncode == 2
     assert message in done.stderr
+
+
+# -- queue depth (procx-tui depth / check; the number KEDA's rabbitmq scaler reads in QueueLength mode) ------
+def test_depth_is_the_ready_count_without_unacked_deliveries(broker) -> None:
+    queue = broker.queue()
+    for i in range(4):
+        api.pushx(f"job-{i}".encode(), args(queue))
+    from core.api import _source, _take
+
+    source = _source(args(queue), clean_env())
+    try:
+        assert source.depth() == 4 == broker.count(queue)
+        work = _take(source, 0)
+        assert work is not None
+        assert source.depth() == 3 == broker.count(queue)  # the unacked delivery is not ready
+        source.fail(work)  # requeued: ready again
+        assert wait_for(lambda: source.depth() == 4, timeout=10)
+        for _ in range(4):
+            taken = _take(source, 0)
+            assert taken is not None
+            source.clear(taken)
+        assert source.depth() == 0 == broker.count(queue)
+    finally:
+        source.close()

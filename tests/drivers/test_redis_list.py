@@ -241,3 +241,54 @@ def test_key_of_another_type_is_a_provider_error_and_is_left_alone(key: str) -> 
                                                 f"{'get work' if tool == 'procx' else 'push'} failed: WRONGTYPE "
                                                 "Operation against a key holding the wrong kind of value")
     assert client().get(key) == b"a string"
+
+
+# -- queue depth (procx-tui depth / check; the number KEDA's redis scaler reads) ---------------------------
+def test_depth_is_the_list_length_without_items_in_flight(key: str) -> None:
+    conn = client()
+    try:
+        conn.rpush(key, *[f"job-{i}".encode() for i in range(5)])
+        source = api._source(args(key), clean_env())
+        try:
+            assert source.depth() == 5 == conn.llen(key)
+            work = api._take(source, 0)
+            assert work is not None
+            # the taken item is in the processing list: KEDA's scaler (LLEN of the list) does not count it
+            assert source.depth() == 4 == conn.llen(key)
+            assert conn.llen(f"{key}:processing") == 1
+            source.fail(work)  # back to the tail: waiting again
+            assert source.depth() == 5
+            for _ in range(5):
+                taken = api._take(source, 0)
+                assert taken is not None
+                source.clear(taken)
+            assert source.depth() == 0
+        finally:
+            source.close()
+    finally:
+        conn.close()
+
+
+def test_depth_command_reports_what_is_queued(key: str, tmp_path: Path) -> None:
+    import json
+
+    from core import profiles
+
+    home = tmp_path / "home"
+    variables = {"PROCX_TUI_KIND": "procx", "PROCX_TUI_COMMAND": "true", "PROCX_DRIVER": "redis-list",
+                 "PROCX_REDIS_HOST": "127.0.0.1", "PROCX_REDIS_PORT": "6379", "PROCX_REDIS_KEY": key}
+    profiles.write(profiles.Profile("depth-test", variables), home / "profiles")
+    conn = client()
+    try:
+        conn.rpush(key, b"a", b"b", b"c")
+        done = subprocess.run([command("procx-tui"), "depth", "depth-test", "--json"], capture_output=True,
+                              env=clean_env(PROCX_TUI_HOME=str(home)), timeout=60)
+        assert done.returncode == 0, done.stderr
+        side = json.loads(done.stdout)["sides"]["procx"]
+        assert (side["depth"], side["keda"], side["reachable"]) == (3, "redis", True)
+        assert conn.llen(key) == 3  # nothing was taken
+        text = subprocess.run([command("procx-tui"), "depth", "depth-test"], capture_output=True, text=True,
+                              env=clean_env(PROCX_TUI_HOME=str(home)), timeout=60)
+        assert text.stdout.strip() == "procx (redis-list): 3 waiting (KEDA scaler: redis)"
+    finally:
+        conn.close()

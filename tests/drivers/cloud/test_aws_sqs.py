@@ -363,3 +363,24 @@ def test_failed_messages_reach_the_dead_letter_queue_of_the_redrive_policy(aws: 
         assert run("procx", *sqs_args(url), "false", env=aws.env()).returncode == 1
     assert run("procx", *sqs_args(url, "-wait-for-work", "0"), env=aws.env()).stdout == b""
     assert [m["Body"] for m in receive(aws, dlq)] == ["poison"]
+
+
+# -- queue depth (procx-tui depth / check; the number KEDA's aws-sqs-queue scaler reads by default) ----------
+def test_depth_is_approximate_number_of_messages_without_in_flight(aws: Moto, unique: str) -> None:
+    from core.api import _source, _take
+
+    url = make_queue(aws, unique, visibility=60)
+    with api.Producer(sqs_args(url)) as producer:
+        producer.push_many([f"job-{i}".encode() for i in range(6)])
+    source = _source(sqs_args(url, "-aws-sqs-heartbeat=false", "-aws-sqs-wait-time", "0"), None)
+    try:
+        assert source.depth() == 6 == counts(aws, url)[0]
+        work = _take(source, 0)
+        assert work is not None
+        # the taken message is in flight (ApproximateNumberOfMessagesNotVisible): KEDA's default does not count it
+        assert source.depth() == 5
+        assert counts(aws, url) == (5, 1)
+        source.clear(work)
+        assert source.depth() == 5 and counts(aws, url) == (5, 0)
+    finally:
+        source.close()
