@@ -33,3 +33,11 @@ class ProviderError(ProcxError):
 
 class InputError(ProcxError):
     exit_code = EXIT_IO
+
+
+def one_line(what: BaseException | str, limit: int = 300) -> str:
+    """An exception (or a text) for a one-line error message: whitespace folded, at most `limit` characters."""
+    if isinstance(what, BaseException):
+        what = getattr(what, "message", None) or str(what) or type(what).__name__
+    text = " ".join(str(what).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from core.errors import ProviderError
+from core.errors import ProviderError, one_line
 from core.options import Option
 
 EXTRA = "aws"
@@ -98,13 +98,9 @@ def describe(exc: BaseException, endpoint: str) -> str:
         if message.lstrip()[:1] == "<":  # an HTML error page (a proxy, or an emulator's internal error)
             message = "the server answered with an error page"
         text = f"{code}: {message}".strip(": ") if message else (code or str(exc))
-        return _one_line(text)
-    return _one_line(str(exc)) or type(exc).__name__
+        return one_line(text)
+    return one_line(str(exc)) or type(exc).__name__
 
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def fail(config, what: str, exc: BaseException, endpoint: str) -> ProviderError:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from core.errors import ProviderError, UsageError
+from core.errors import ProviderError, UsageError, one_line
 from core.options import PROCX, PUSHX, Delivery, DriverSpec, Option
 from core.settings import Config
 from core.template import bind
@@ -124,7 +124,7 @@ class Client:
             self.client = bigquery.Client(project=project, **kwargs)
         except Exception as exc:
             raise ProviderError(f"driver {self.config.driver}: cannot create the BigQuery client for "
-                                f"{self.where}: {_one_line(exc)} (set -gcp-project-id and credentials)") from exc
+                                f"{self.where}: {one_line(exc)} (set -gcp-project-id and credentials)") from exc
         if not self.client.project:
             raise UsageError("-gcp-project-id: empty and no default project in the credentials")
 
@@ -145,7 +145,7 @@ class Client:
         if isinstance(exc, requests.exceptions.ConnectionError):
             return ProviderError(f"driver {self.config.driver}: cannot connect to {self.where}: "
                                  f"{_reason(exc)}")
-        return ProviderError(f"driver {self.config.driver}: -{option} failed on {self.where}: {_one_line(exc)}")
+        return ProviderError(f"driver {self.config.driver}: -{option} failed on {self.where}: {one_line(exc)}")
 
     def close(self) -> None:
         client = getattr(self, "client", None)
@@ -154,17 +154,13 @@ class Client:
                 client.close()
 
 
-def _one_line(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc)
-    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-
 
 def _reason(exc: BaseException) -> str:
     text = str(exc)
     for marker in ("Connection refused", "Name or service not known", "timed out", "No route to host"):
         if marker in text:
             return marker.lower()
-    return _one_line(exc)
+    return one_line(exc)
 
 
 # ---------------------------------------------------------------------------------------------- procx / pushx

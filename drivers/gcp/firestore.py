@@ -23,7 +23,7 @@ import contextlib
 import json
 import uuid
 
-from core.errors import ProviderError, UsageError
+from core.errors import ProviderError, UsageError, one_line
 from core.options import PROCX, PUSHX, Delivery, DriverSpec, Option
 from core.settings import Config
 from core.template import go_json, select
@@ -89,7 +89,7 @@ def _client(config: Config):
         return firestore.Client(project=config["gcp-project-id"] or None), where
     except Exception as exc:
         raise ProviderError(f"driver {config.driver}: cannot create the Firestore client for {where}: "
-                            f"{_one_line(exc)} (set -gcp-project-id and credentials)") from exc
+                            f"{one_line(exc)} (set -gcp-project-id and credentials)") from exc
 
 
 def _retry():
@@ -102,17 +102,13 @@ def _retry():
                  timeout=3.0)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc)
-    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-
 
 def _error(config: Config, where: str, what: str, exc: BaseException) -> ProviderError:
     from google.api_core import exceptions
 
     if isinstance(exc, (exceptions.ServiceUnavailable, exceptions.RetryError, exceptions.DeadlineExceeded)):
-        return ProviderError(f"driver {config.driver}: cannot connect to {where}: {_one_line(exc)[:200]}")
-    return ProviderError(f"driver {config.driver}: cannot {what} on {where}: {_one_line(exc)[:300]}")
+        return ProviderError(f"driver {config.driver}: cannot connect to {where}: {one_line(exc)[:200]}")
+    return ProviderError(f"driver {config.driver}: cannot {what} on {where}: {one_line(exc)[:300]}")
 
 
 def _plain(value: object) -> object:

@@ -22,7 +22,7 @@ import contextlib
 import os
 import re
 
-from core.errors import ProviderError
+from core.errors import ProviderError, one_line
 from core.options import BOTH, PROCX, Delivery, DriverSpec, Option
 from core.work import Sink, Source, Work
 from drivers.common import move_ops, selector_options
@@ -38,10 +38,6 @@ def _endpoint() -> str:
     return os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"
 
 
-def _one_line(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return " ".join(str(text).split())[:300]
-
 
 def _error(exc: BaseException, what: str) -> ProviderError:
     from google.api_core import exceptions as gx
@@ -56,10 +52,10 @@ def _error(exc: BaseException, what: str) -> ProviderError:
     if isinstance(exc, gx.Forbidden | gx.Unauthorized):
         return ProviderError(f"driver {NAME}: {host} refused to {what}: permission denied")
     if isinstance(exc, gx.GoogleAPICallError):
-        return ProviderError(f"driver {NAME}: cannot {what} on {host}: {_one_line(exc)}")
+        return ProviderError(f"driver {NAME}: cannot {what} on {host}: {one_line(exc)}")
     reason = re.search(r"\[Errno -?\d+\] ([^\"')]+)", str(exc))
     return ProviderError(f"driver {NAME}: cannot reach {host} to {what}: "
-                         f"{reason[1].strip() if reason else _one_line(exc)}")
+                         f"{reason[1].strip() if reason else one_line(exc)}")
 
 
 def _retry(timeout: float):

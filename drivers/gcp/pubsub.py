@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from core.errors import ProviderError, UsageError
+from core.errors import ProviderError, UsageError, one_line
 from core.options import PROCX, PUSHX, Delivery, DriverSpec, Option
 from core.work import Sink, Source, Work
 from drivers.gcp.common import EXTRA, GCP_OPTIONS
@@ -68,10 +68,6 @@ def _path(config, kind: str, name: str) -> str:
     return f"projects/{_project(config)}/{kind}/{name}"
 
 
-def _one_line(exc: BaseException) -> str:
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return " ".join(str(text).split())[:300]
-
 
 def _error(exc: BaseException, what: str) -> ProviderError:
     """A ProviderError naming the driver, the endpoint and what failed, in one line."""
@@ -85,10 +81,10 @@ def _error(exc: BaseException, what: str) -> ProviderError:
         return ProviderError(f"driver {NAME}: no Google credentials found for {host} (set "
                              "GOOGLE_APPLICATION_CREDENTIALS, or PUBSUB_EMULATOR_HOST for an emulator)")
     if isinstance(exc, gx.ServiceUnavailable | gx.DeadlineExceeded):
-        return ProviderError(f"driver {NAME}: cannot reach {host} to {what}: {_one_line(exc)}")
+        return ProviderError(f"driver {NAME}: cannot reach {host} to {what}: {one_line(exc)}")
     if isinstance(exc, gx.PermissionDenied | gx.Unauthenticated):
-        return ProviderError(f"driver {NAME}: {host} refused to {what}: permission denied ({_one_line(exc)})")
-    return ProviderError(f"driver {NAME}: cannot {what} on {host}: {_one_line(exc)}")
+        return ProviderError(f"driver {NAME}: {host} refused to {what}: permission denied ({one_line(exc)})")
+    return ProviderError(f"driver {NAME}: cannot {what} on {host}: {one_line(exc)}")
 
 
 def _retry(timeout: float):

@@ -30,7 +30,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 
-from core.errors import ProcxError, ProviderError, UsageError
+from core.errors import ProcxError, ProviderError, UsageError, one_line
 from core.options import PROCX, PUSHX, Option
 from core.settings import Config
 from core.template import bind, fill, go_json, original_params, select, translate_placeholders
@@ -306,9 +306,6 @@ class Database:
         """Whether the exception comes from the client library (else it is a bug: let it through)."""
         raise NotImplementedError
 
-
-def one_line(text: str) -> str:
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def scrub(text: str, config: Config) -> str:

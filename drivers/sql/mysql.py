@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from core.errors import one_line
 from core.options import DriverSpec
 from drivers.sql.common import (
     CONNECT_TIMEOUT,
@@ -26,7 +27,6 @@ from drivers.sql.common import (
     SqlSink,
     SqlSource,
     connection_error,
-    one_line,
     sql_options,
     transaction_option,
     validator,
