@@ -82,6 +82,24 @@ def selector_options(prefix: str, what: str = "key", *, key_sides: frozenset[str
     ]
 
 
+def check_selection(config, prefix: str, what: str, target: str) -> None:
+    """procx's rules for the selector_options/move_ops family: one selector set, a regex that compiles, and the
+    mv destination `target` given whenever an op is mv (ValueError naming the flags)."""
+    import re
+
+    names = [f"{prefix}-{what}", f"{prefix}-{what}-prefix", f"{prefix}-{what}-regex"]
+    if not any(config[n] for n in names):
+        raise ValueError(f"-{names[0]}, -{names[1]} or -{names[2]}: one is required")
+    if config[names[2]]:
+        try:
+            re.compile(config[names[2]])
+        except re.error as exc:
+            raise ValueError(f"-{names[2]}: invalid regular expression ({exc})") from None
+    for phase in ("clear", "fail"):
+        if config[f"{prefix}-{phase}-op"] == "mv" and not config[f"{prefix}-{phase}-{target}"]:
+            raise ValueError(f"-{prefix}-{phase}-{target} is required with -{prefix}-{phase}-op mv")
+
+
 def move_ops(prefix: str, target: str) -> list[Option]:
     """`-<prefix>-{clear,fail}-op` (mv|rm) with the mv destination `target` (bucket/folder), key and key template."""
     opts = []

@@ -16,22 +16,13 @@ from collections.abc import Iterator
 
 from core.options import BOTH, PROCX, Delivery, DriverSpec, Option
 from core.work import Sink, Source, Work
-from drivers.common import move_ops, selector_options
+from drivers.common import check_selection, move_ops, selector_options
 
 
 def _validate(config) -> None:
     side = config.side
     if side == PROCX:
-        if not (config["fs-key"] or config["fs-key-prefix"] or config["fs-key-regex"]):
-            raise ValueError("-fs-key, -fs-key-prefix or -fs-key-regex: one is required")
-        if config["fs-key-regex"]:
-            try:
-                re.compile(config["fs-key-regex"])
-            except re.error as exc:
-                raise ValueError(f"-fs-key-regex: invalid regular expression ({exc})") from None
-        for phase in ("clear", "fail"):
-            if config[f"fs-{phase}-op"] == "mv" and not config[f"fs-{phase}-folder"]:
-                raise ValueError(f"-fs-{phase}-folder is required with -fs-{phase}-op mv")
+        check_selection(config, "fs", "key", "folder")
     elif not config["fs-key"]:
         raise ValueError("-fs-key is required: the name of the file to write")
 

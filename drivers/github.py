@@ -28,7 +28,7 @@ import uuid
 from core.errors import ProviderError
 from core.options import BOTH, PROCX, PUSHX, Delivery, DriverSpec, Option
 from core.work import Sink, Source, Work
-from drivers.common import selector_options
+from drivers.common import check_selection, selector_options
 
 DEFAULT_API = "https://api.github.com"
 TIMEOUT = 60.0
@@ -53,16 +53,7 @@ def _validate(config) -> None:
         raise ValueError(f"-github-api-url: {url!r} is not an http(s) URL")
     committing = config.side == PUSHX
     if config.side == PROCX:
-        if not (c["github-file"] or c["github-file-prefix"] or c["github-file-regex"]):
-            raise ValueError("-github-file, -github-file-prefix or -github-file-regex: one is required")
-        if c["github-file-regex"]:
-            try:
-                re.compile(c["github-file-regex"])
-            except re.error as exc:
-                raise ValueError(f"-github-file-regex: invalid regular expression ({exc})") from None
-        for phase in ("clear", "fail"):
-            if c[f"github-{phase}-op"] == "mv" and not c[f"github-{phase}-location"]:
-                raise ValueError(f"-github-{phase}-location is required with -github-{phase}-op mv")
+        check_selection(c, "github", "file", "location")
         committing = bool(c["github-clear-op"] or c["github-fail-op"])
     elif not c["github-file"]:
         raise ValueError("-github-file is required: the path of the file to commit")

@@ -28,7 +28,7 @@ from core.template import fill
 from core.work import Sink, Source, Work
 from drivers.aws.common import AWS_OPTIONS, EXTRA, REQUIRES, botocore_errors, client, error_code
 from drivers.aws.common import fail as aws_fail
-from drivers.common import move_ops, selector_options
+from drivers.common import check_selection, move_ops, selector_options
 
 NAME = "aws-s3"
 
@@ -48,16 +48,7 @@ def parse_tags(items: tuple[str, ...]) -> dict[str, str]:
 
 def _validate(config) -> None:
     if config.side == PROCX:
-        if not (config["aws-s3-key"] or config["aws-s3-key-prefix"] or config["aws-s3-key-regex"]):
-            raise ValueError("-aws-s3-key, -aws-s3-key-prefix or -aws-s3-key-regex: one is required")
-        if config["aws-s3-key-regex"]:
-            try:
-                re.compile(config["aws-s3-key-regex"])
-            except re.error as exc:
-                raise ValueError(f"-aws-s3-key-regex: invalid regular expression ({exc})") from None
-        for phase in ("clear", "fail"):
-            if config[f"aws-s3-{phase}-op"] == "mv" and not config[f"aws-s3-{phase}-bucket"]:
-                raise ValueError(f"-aws-s3-{phase}-bucket is required with -aws-s3-{phase}-op mv")
+        check_selection(config, "aws-s3", "key", "bucket")
     else:
         if not (config["aws-s3-key"] or config["aws-s3-key-template"]):
             raise ValueError("-aws-s3-key (or -aws-s3-key-template) is required: the key of the object to write")

@@ -25,7 +25,7 @@ import re
 from core.errors import ProviderError, one_line
 from core.options import BOTH, PROCX, Delivery, DriverSpec, Option
 from core.work import Sink, Source, Work
-from drivers.common import move_ops, selector_options
+from drivers.common import check_selection, move_ops, selector_options
 from drivers.gcp.common import EXTRA
 
 NAME = "gcp-gcs"
@@ -235,16 +235,7 @@ def _validate(config) -> None:
         if not config["gcp-gcs-key"]:
             raise ValueError(f"{config.describe('gcp-gcs-key')} is required: the object name to write")
         return
-    if not (config["gcp-gcs-key"] or config["gcp-gcs-key-prefix"] or config["gcp-gcs-key-regex"]):
-        raise ValueError("-gcp-gcs-key, -gcp-gcs-key-prefix or -gcp-gcs-key-regex: one is required")
-    if config["gcp-gcs-key-regex"]:
-        try:
-            re.compile(config["gcp-gcs-key-regex"])
-        except re.error as exc:
-            raise ValueError(f"-gcp-gcs-key-regex: invalid regular expression ({exc})") from None
-    for phase in ("clear", "fail"):
-        if config[f"gcp-gcs-{phase}-op"] == "mv" and not config[f"gcp-gcs-{phase}-bucket"]:
-            raise ValueError(f"-gcp-gcs-{phase}-bucket is required with -gcp-gcs-{phase}-op mv")
+    check_selection(config, "gcp-gcs", "key", "bucket")
 
 
 SPEC = DriverSpec(
