@@ -1,4 +1,4 @@
-"""Benchmarks of procx/pushx: cold start, sqlite daemon throughput, per-message overhead, import cost.
+"""Benchmarks of procx/pushx: cold start, sqlite daemon throughput, per-message overhead, import cost, bulk push.
 
     .venv/bin/python bench/run.py [--runs N] [--items M] [--repeat K] [--quick]
 
@@ -11,12 +11,14 @@ import argparse
 import os
 import platform
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -227,22 +229,213 @@ def imports(tmp: Path) -> None:
     print(f"   provider modules loaded by procx -h ({', '.join(PROVIDERS)}): {loaded or 'none'}")
 
 
+# -- 5. bulk push (P3) ------------------------------------------------------------------------------------
+def best_of(repeat: int, runs: dict[str, object]) -> dict[str, float | None]:
+    """The best time of each measurement (callables returning seconds or None), interleaved `repeat` times."""
+    times: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(repeat):
+        for label, measure in runs.items():
+            elapsed = measure()  # type: ignore[operator]
+            if elapsed is not None:
+                times[label].append(elapsed)
+    return {label: min(values) if values else None for label, values in times.items()}
+
+
+def timed_pushx(args: list[str], env: dict[str, str] | None = None, stdin: Path | None = None) -> float | None:
+    with open(stdin or os.devnull, "rb") as source:
+        started = time.perf_counter()
+        done = subprocess.run([PUSHX, *args], stdin=source, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env=env or ENV)
+        elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"   ! pushx {' '.join(args[:2])}: exit {done.returncode}: {done.stderr.decode(errors='replace')[-300:]}")
+        return None
+    return elapsed
+
+
+def bulk_table(title: str, lines: int, results: dict[str, float | None], baseline: str, target: float) -> None:
+    print(f"\n{title}")
+    row("", "msgs/s", "seconds", f"vs {baseline.split()[0]}")
+    base = results[baseline]
+    for label, elapsed in results.items():
+        if elapsed is None:
+            row(label, "failed")
+            continue
+        row(label, f"{lines / elapsed:.0f}", f"{elapsed:.3f}", f"{base / elapsed:.0%}" if base else "")
+    bulk = results["pushx -bulk (whole process)"]
+    if bulk and base:
+        verdict = "met" if base / bulk >= target else "NOT met"
+        print(f"   target: pushx -bulk ≥ {target:.0%} of {baseline}: {base / bulk:.0%} ({verdict})")
+
+
+def bulk_lines(tmp: Path, lines: int) -> Path:
+    path = tmp / f"bulk-{lines}.txt"
+    if not path.exists():
+        path.write_bytes(b"".join(b"item %07d of the bulk benchmark\n" % i for i in range(lines)))
+    return path
+
+
+def bulk_redis(tmp: Path, lines: int, repeat: int) -> None:
+    """100k lines into redis-list: pushx -bulk against redis-py pipelining (RPUSH per line, executed per 1000)."""
+    try:
+        import redis
+
+        admin = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=10)
+        admin.ping()
+    except Exception as exc:  # noqa: BLE001 - a benchmark without Redis skips this section
+        print(f"\n5. Bulk push into redis-list: skipped (no Redis at 127.0.0.1:6379: {exc})")
+        return
+    data = bulk_lines(tmp, lines)
+    key = f"procx-bench-{uuid.uuid4().hex[:8]}"
+    args = ["-driver", "redis-list", "-redis-host", "127.0.0.1", "-redis-key", key, "-bulk"]
+
+    def checked(elapsed: float | None) -> float | None:
+        count = admin.llen(key)
+        admin.delete(key)
+        if count != lines:
+            print(f"   ! {count} items in the list, not {lines}")
+            return None
+        return elapsed
+
+    def raw(multi: bool) -> float:
+        started = time.perf_counter()
+        conn = redis.Redis(host="127.0.0.1", port=6379)
+        items = data.read_bytes().split(b"\n")[:-1]
+        if multi:
+            for at in range(0, len(items), 500):
+                conn.rpush(key, *items[at : at + 500])
+        else:
+            pipe = conn.pipeline(transaction=False)
+            for n, item in enumerate(items, 1):
+                pipe.rpush(key, item)
+                if n % 1000 == 0:
+                    pipe.execute()
+            pipe.execute()
+        conn.close()
+        return time.perf_counter() - started
+
+    results = best_of(repeat, {
+        "redis-py pipeline (RPUSH per line, per 1000)": lambda: checked(raw(multi=False)),
+        "redis-py RPUSH of 500 values at a time": lambda: checked(raw(multi=True)),
+        "pushx -bulk (whole process)": lambda: checked(timed_pushx([*args, "-in-file", str(data)])),
+        "start-up": lambda: timed_pushx(args),  # the same pushx with no input
+    })
+    start_up = results.pop("start-up") or 0.0
+    bulk = results["pushx -bulk (whole process)"]
+    if bulk and bulk > start_up:
+        results["pushx -bulk, its start-up excluded"] = bulk - start_up
+    bulk_table(f"5. Bulk push: {lines} lines into redis-list (best of {repeat}; pushx start-up "
+               f"{start_up * 1000:.0f} ms, in the whole-process time)", lines, results,
+               "redis-py pipeline (RPUSH per line, per 1000)", 0.7)
+    admin.close()
+
+
+def moto_server(tmp: Path) -> tuple[subprocess.Popen, str] | None:
+    binary = Path(PYTHON).parent / "moto_server"
+    if not binary.exists():
+        return None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp / "moto.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)], stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2):
+                return proc, endpoint
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    return None
+
+
+def bulk_sqs(tmp: Path, lines: int, repeat: int) -> None:
+    """Lines into aws-sqs on moto: pushx -bulk against boto3 send_message_batch (10 per request)."""
+    started = moto_server(tmp)
+    if started is None:
+        print("\n6. Bulk push into aws-sqs (moto): skipped (moto_server is not installed or did not start)")
+        return
+    proc, endpoint = started
+    variables = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                 "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    try:
+        import boto3
+
+        sqs = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                                    region_name="us-east-1").client("sqs", endpoint_url=endpoint)
+        data = bulk_lines(tmp, lines)
+
+        def queue() -> str:
+            return sqs.create_queue(QueueName=f"bench-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+
+        def checked(url: str, elapsed: float | None) -> float | None:
+            count = int(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+                        ["Attributes"]["ApproximateNumberOfMessages"])
+            sqs.delete_queue(QueueUrl=url)
+            if count != lines:
+                print(f"   ! {count} messages in the queue, not {lines}")
+                return None
+            return elapsed
+
+        def raw() -> float | None:
+            url = queue()
+            begun = time.perf_counter()
+            client = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                                           region_name="us-east-1").client("sqs", endpoint_url=endpoint)
+            items = data.read_text().split("\n")[:-1]
+            for at in range(0, len(items), 10):
+                client.send_message_batch(QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": body}
+                                                                 for n, body in enumerate(items[at : at + 10])])
+            return checked(url, time.perf_counter() - begun)
+
+        def bulk() -> float | None:
+            url = queue()
+            args = ["-driver", "aws-sqs", "-aws-sqs-queue-url", url, "-bulk", "-in-file", str(data)]
+            return checked(url, timed_pushx(args, {**ENV, **variables}))
+
+        results = best_of(repeat, {"boto3 send_message_batch (10 per request)": raw,
+                                   "pushx -bulk (whole process)": bulk})
+        bulk_table(f"6. Bulk push: {lines} lines into aws-sqs on moto (best of {repeat})", lines, results,
+                   "boto3 send_message_batch (10 per request)", 0.7)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, help="cold-start runs per command (default 20; 5 with --quick)")
     parser.add_argument("--items", type=int, help="items through the daemon (default 2000; 200 with --quick)")
     parser.add_argument("--repeat", type=int, help="daemon measurements, the best counts (default 3; 1 with --quick)")
+    parser.add_argument("--bulk-lines", type=int,
+                        help="lines into redis-list with pushx -bulk (default 100000; 10000 with --quick)")
+    parser.add_argument("--sqs-lines", type=int, help="lines into aws-sqs on moto (default 1000; 200 with --quick)")
+    parser.add_argument("--bulk-only", action="store_true", help="only the bulk-push sections (5 and 6)")
     parser.add_argument("--quick", action="store_true", help="small N, for a smoke run")
     args = parser.parse_args()
     runs = args.runs or (5 if args.quick else 20)
     items = args.items or (200 if args.quick else 2000)
     repeat = args.repeat or (1 if args.quick else 3)
+    bulk = args.bulk_lines or (10_000 if args.quick else 100_000)
+    sqs = args.sqs_lines or (200 if args.quick else 1000)
     print(f"procx/pushx benchmark: Python {platform.python_version()} ({PYTHON}), {platform.system()} "
           f"{platform.machine()}, {os.cpu_count()} CPUs, runs={runs}, items={items}, repeat={repeat}")
     with tempfile.TemporaryDirectory(prefix="procx-bench-") as tmp:
-        cold_start(Path(tmp), runs)
-        throughput(Path(tmp), items, repeat)
-        imports(Path(tmp))
+        if not args.bulk_only:
+            cold_start(Path(tmp), runs)
+            throughput(Path(tmp), items, repeat)
+            imports(Path(tmp))
+        bulk_redis(Path(tmp), bulk, repeat)
+        bulk_sqs(Path(tmp), sqs, min(repeat, 2))  # moto answers a few hundred requests a second
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ Variables (PROCX_*/PUSHX_*) apply as on the command line, below the arguments gi
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import BinaryIO
 
+from core import bulk, registry, settings
 from core import pushx as _pushx
-from core import registry, settings
 from core.errors import ProcxError
 from core.log import Logger
 from core.options import PROCX, PUSHX
@@ -134,3 +136,24 @@ class Producer:
     def push_many(self, items: Sequence[bytes | str]) -> list[str | None]:
         payloads = [d.encode() if isinstance(d, str) else bytes(d) for d in items]
         return call(self.config, "push", self.sink.push_many, payloads)  # type: ignore[union-attr]
+
+    def push_bulk(self, data: bytes | str | BinaryIO, *, separator: bytes | str | None = None,
+                  batch: int | None = None, keep_empty: bool | None = None) -> int:
+        """pushx -bulk in the app: one message per line of `data` (bytes, str, or a binary stream, read as it
+        arrives), pushed in batches with the driver's batch API; returns how many messages were pushed.
+
+        `separator`, `batch` and `keep_empty` default to -bulk-separator, -bulk-batch and -bulk-keep-empty. A
+        failed batch raises a ProcxError that says how many messages were pushed before it.
+        """
+        if isinstance(data, str):
+            data = data.encode()
+        stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+        reader = bulk.Reader(getattr(stream, "read1", stream.read))
+        sep = separator.encode() if isinstance(separator, str) else separator
+        if sep == b"":
+            raise ValueError("separator must not be empty")
+        if batch is not None:
+            bulk.check_batch(batch)
+        done = bulk.push_all(self.config, self.log, self.sink, reader, lambda raw: None,  # type: ignore[arg-type]
+                             sep=sep, limit=batch, keep_empty=keep_empty)
+        return done.messages

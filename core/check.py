@@ -9,7 +9,7 @@ import os
 
 from core import registry, settings
 from core.errors import ProcxError
-from core.profiles import Profile
+from core.profiles import SCALE_QUERY, Profile
 from core.work import call, connect
 
 
@@ -18,7 +18,11 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PROCX_", "PUSHX_"))}
 
 
-def check(profile: Profile) -> dict[str, dict[str, object]]:
+def check(profile: Profile, scale_query: str = "") -> dict[str, dict[str, object]]:
+    """Per side: reachable, the queue depth (None: the provider has none) or the error. For drivers that count
+    with a query (SQL, CQL: a count query; etcd: the key holding the count), `scale_query` (else the profile's
+    PROCX_TUI_SCALE_QUERY) is what KEDA will read, and the depth is its answer."""
+    scale_query = scale_query or profile.variables.get(SCALE_QUERY, "")
     report: dict[str, dict[str, object]] = {}
     for side in profile.sides():
         result: dict[str, object] = {"driver": profile.driver(side), "reachable": False, "depth": None,
@@ -29,7 +33,10 @@ def check(profile: Profile) -> dict[str, dict[str, object]]:
             try:
                 result["reachable"] = True
                 depth = getattr(endpoint, "depth", None)
-                if depth is not None:
+                counted = getattr(endpoint, "scale_depth", None)
+                if counted is not None and scale_query:
+                    result["depth"] = call(config, "run the scale query", counted, scale_query)
+                elif depth is not None:
                     result["depth"] = call(config, "read the queue depth", depth)
             finally:
                 endpoint.close()

@@ -29,13 +29,14 @@ import json
 import math
 import re
 import shlex
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from core import registry
 from core.errors import UsageError
 from core.options import PROCX, PUSHX, DriverSpec, parse_duration
-from core.profiles import OURS, Profile, validate
+from core.profiles import OURS, SCALE_QUERY, Profile, validate
 
 KEDA_API = "keda.sh/v1alpha1"
 GRACE_MARGIN = 10  # seconds on top of procx's -grace-period before the kubelet's SIGKILL
@@ -45,11 +46,10 @@ _LOOPBACK = re.compile(r"(^|[/@,:\s])(localhost|127\.0\.0\.1|\[?::1\]?)($|[:/,\s
 
 # Drivers without a KEDA scaler, and why (the Deployment carries the reason).
 NO_SCALER = {
-    "aws-s3": "KEDA has no scaler counting S3 objects",
+    "aws-s3": "no released KEDA scaler counts S3 objects",
     "aws-dynamo": "KEDA's aws-dynamodb scaler needs a key condition expression; procx runs PartiQL queries",
-    "cassandra": "the cassandra source is not built yet",
     "centauri": "KEDA has no centauri scaler",
-    "couchbase": "the couchbase source is not built yet",
+    "couchbase": "KEDA has no Couchbase scaler (its couchdb scaler is another database)",
     "fs": "a local folder: KEDA cannot count its files",
     "nfs": "KEDA cannot count files on an NFS share",
     "smb": "KEDA cannot count files on an SMB share",
@@ -58,19 +58,15 @@ NO_SCALER = {
     "github": "KEDA has no scaler for files in a GitHub repository",
     "http": "an HTTP endpoint exposes no queue depth KEDA can read",
     "local": "the local driver has no work source",
-    "mqtt": "MQTT brokers expose no queue depth KEDA can read",
-    "mssql": "the mssql source is not built yet",
-    "nsq": "the nsq source is not built yet",
-    "pulsar": "the pulsar source is not built yet",
+    "mqtt": "MQTT brokers expose no queue depth: KEDA's mqtt scaler (2.18+) scales on the message rate instead",
     "redis-pubsub": "Redis pub/sub keeps no backlog: there is no depth to scale on",
-    "scylla": "the scylla source is not built yet",
     "sqlite": "a SQLite file is local to one machine: pods on other nodes cannot share it",
 }
 
 
 @dataclass
 class Options:
-    """What `procx-tui export k8s` can set besides the profile."""
+    """What `procx-tui export k8s` (and the dashboard's export screen) can set besides the profile."""
 
     image: str = "procx-tui:latest"
     namespace: str = ""
@@ -83,18 +79,58 @@ class Options:
     memory: str = ""  # e.g. 128Mi:512Mi
     polling_interval: int = 30
     cooldown: int = 300
-    scale_query: str = ""  # postgres/cockroach/mysql: a count query; etcd: the key holding the count
+    scale_query: str = ""  # SQL/CQL: a count query; etcd: the key holding the count (else PROCX_TUI_SCALE_QUERY)
     existing_secret: str = ""  # use this Secret (same keys) instead of writing one: no secret value in the YAML
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One export option, declared once: `--flag` on the command line, a field of the dashboard's export screen."""
+
+    attr: str  # the Options attribute
+    flag: str
+    help: str
+    metavar: str = ""
+
+    @property
+    def kind(self) -> type:
+        return {"int": int, "bool": bool}.get(Options.__annotations__[self.attr].split(" ")[0], str)
+
+    @property
+    def default(self) -> object:
+        return getattr(Options(), self.attr)
+
+
+SETTINGS = (
+    Setting("image", "image", "worker image holding procx and the child command"),
+    Setting("namespace", "namespace", "namespace of every resource (default: kubectl's)"),
+    Setting("min_replicas", "min", "minimum replicas (default 0: scale to zero)"),
+    Setting("max_replicas", "max", "maximum replicas or parallel jobs (default 10)"),
+    Setting("target", "target", "items waiting per replica (default 5)"),
+    Setting("activation", "activation", "items waiting before scaling up from zero"),
+    Setting("job", "job", "a KEDA ScaledJob of run-to-empty jobs, not a Deployment"),
+    Setting("cpu", "cpu", "CPU request and limit, e.g. 250m:1", "REQ[:LIMIT]"),
+    Setting("memory", "memory", "memory request and limit, e.g. 128Mi:512Mi", "REQ[:LIMIT]"),
+    Setting("polling_interval", "polling-interval", "seconds between KEDA's checks (default 30)"),
+    Setting("cooldown", "cooldown", "seconds after the last activity before scaling to --min (default 300)"),
+    Setting("scale_query", "scale-query", "SQL/CQL drivers: a count query; etcd: the key holding the count; "
+            "mongodb/elasticsearch: overrides the retrieve query (default: the profile's PROCX_TUI_SCALE_QUERY)"),
+    Setting("existing_secret", "existing-secret", "use this Secret (keys: the secret variables' names) instead "
+            "of writing their values", "NAME"),
+)
 
 
 @dataclass
 class Trigger:
-    """One KEDA trigger: type, metadata, and auth parameters -> ("secret" | "config", variable)."""
+    """One KEDA trigger: type, metadata, auth parameters -> ("secret" | "config", variable), the pod identity
+    provider KEDA authenticates with (aws, gcp), and what the scaler needs that the profile lacks (warnings)."""
 
     type: str
     metadata: dict[str, str]
     auth: dict[str, tuple[str, str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    identity: str = ""
+    missing: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -166,12 +202,13 @@ def trigger_aws_sqs(v: _Values, opts: Options) -> Trigger:
         host = urlsplit(url).hostname or ""
         parts = host.split(".")
         region = parts[1] if len(parts) > 2 and parts[0] == "sqs" else ""
-    md = {"queueURL": url, "queueLength": str(opts.target)}
-    if region:
-        md["awsRegion"] = region
-    return Trigger("aws-sqs-queue", _activation(opts, "activationQueueLength", md), notes=[
-        "KEDA needs AWS credentials of its own to read the queue: give its operator an IAM role (IRSA / pod "
-        "identity) or add podIdentity/awsAccessKeyID/awsSecretAccessKey to a TriggerAuthentication"])
+    md = {"queueURL": url, "queueLength": str(opts.target), "awsRegion": region}
+    trigger = Trigger("aws-sqs-queue", _activation(opts, "activationQueueLength", md), identity="aws", notes=[
+        "KEDA reads the queue with pod identity (provider aws): its operator's IAM role (IRSA / EKS pod identity) "
+        "must be allowed sqs:GetQueueAttributes; KEDA counts in-flight messages too (scaleOnInFlight)"])
+    if not region:
+        trigger.missing.append("awsRegion: set -aws-region (KEDA needs the region; the queue URL does not name it)")
+    return trigger
 
 
 def trigger_gcp_pubsub(v: _Values, opts: Options) -> Trigger:
@@ -179,17 +216,18 @@ def trigger_gcp_pubsub(v: _Values, opts: Options) -> Trigger:
     if project and "/" not in name:
         name = f"projects/{project}/subscriptions/{name}"
     md = {"subscriptionName": name, "mode": "SubscriptionSize", "value": str(opts.target)}
-    return Trigger("gcp-pubsub", _activation(opts, "activationValue", md), notes=[
-        "KEDA needs Google credentials to read the subscription: Workload Identity for its operator, or a "
-        "TriggerAuthentication with GoogleApplicationCredentials"])
+    return Trigger("gcp-pubsub", _activation(opts, "activationValue", md), identity="gcp", notes=[
+        "KEDA reads Cloud Monitoring with pod identity (provider gcp): Workload Identity for its operator, with "
+        "monitoring.viewer; KEDA's docs mark this scaler deprecated (it still works)"])
 
 
 def trigger_gcp_gcs(v: _Values, opts: Options) -> Trigger:
     md = {"bucketName": v("gcp-gcs-bucket"), "targetObjectCount": str(opts.target)}
     if v("gcp-gcs-key-prefix"):
         md["blobPrefix"] = v("gcp-gcs-key-prefix")
-    return Trigger("gcp-storage", _activation(opts, "activationTargetObjectCount", md), notes=[
-        "KEDA counts every object under the prefix (a key regex is not applied)"])
+    return Trigger("gcp-storage", _activation(opts, "activationTargetObjectCount", md), identity="gcp", notes=[
+        "KEDA counts the non-empty objects under the prefix, at most maxBucketItemsToScan (1000), a key regex is "
+        "not applied; it reads the bucket with pod identity (provider gcp): Workload Identity for its operator"])
 
 
 def trigger_redis_list(v: _Values, opts: Options) -> Trigger:
@@ -200,9 +238,10 @@ def trigger_redis_list(v: _Values, opts: Options) -> Trigger:
 
 def trigger_redis_stream(v: _Values, opts: Options) -> Trigger:
     md = {"address": _redis_address(v), "stream": v("redis-key"),
-          "consumerGroup": v("redis-stream-consumer-group"), "pendingEntriesCount": str(opts.target)}
-    return _redis_common(v, Trigger("redis-streams", md, notes=[
-        "pendingEntriesCount counts entries delivered to the group but not acknowledged (XPENDING)"]))
+          "consumerGroup": v("redis-stream-consumer-group") or "procx", "lagCount": str(opts.target)}
+    return _redis_common(v, Trigger("redis-streams", _activation(opts, "activationLagCount", md), notes=[
+        "lagCount: entries not yet delivered to the group (XINFO GROUPS lag, Redis 7+), the only mode of KEDA's "
+        "redis-streams scaler that scales from zero"]))
 
 
 def trigger_rabbitmq(v: _Values, opts: Options) -> Trigger:
@@ -235,8 +274,12 @@ def trigger_nats(v: _Values, opts: Options) -> Trigger | str:
     host = urlsplit(url if "://" in url else f"nats://{url}").hostname or "localhost"
     md = {"natsServerMonitoringEndpoint": f"{host}:8222", "account": "$G", "stream": v("nats-stream"),
           "consumer": v("nats-durable"), "lagThreshold": str(opts.target)}
-    return Trigger("nats-jetstream", _activation(opts, "activationLagThreshold", md), notes=[
+    trigger = Trigger("nats-jetstream", _activation(opts, "activationLagThreshold", md), notes=[
         "natsServerMonitoringEndpoint is the server's HTTP monitoring port (nats-server -m 8222): check it"])
+    for option, key in (("nats-stream", "stream"), ("nats-durable", "consumer")):
+        if not v(option):
+            trigger.missing.append(f"{key}: set -{option} (KEDA's nats-jetstream scaler needs it)")
+    return trigger
 
 
 def _sql(v: _Values, opts: Options, driver: str, prefix: str, scaler: str, user_key: str, value_key: str,
@@ -277,9 +320,14 @@ def trigger_mongodb(v: _Values, opts: Options) -> Trigger:
     if v("mongo-user"):
         md["username"] = v("mongo-user")
     trigger = Trigger("mongodb", _activation(opts, "activationQueryValue", md), notes=[
-        "query is procx's retrieve filter: KEDA counts the documents matching it"])
+        "query is procx's retrieve filter: KEDA counts the documents matching it; KEDA authenticates against "
+        "dbName (use a connectionString in the TriggerAuthentication for another auth source or TLS)"])
     if v("mongo-password"):
         trigger.auth["password"] = ("secret", v.variable("mongo-password"))
+    if not (v("mongo-user") and v("mongo-password")):
+        trigger.missing.append("username/password: KEDA's mongodb scaler needs both (or a connectionString)")
+    if query.replace(" ", "") in ("", "{}"):
+        trigger.missing.append("query: KEDA refuses an empty filter: give one with --scale-query")
     return trigger
 
 
@@ -296,6 +344,8 @@ def trigger_elasticsearch(v: _Values, opts: Options) -> Trigger:
         "the query metadata needs KEDA 2.16+ (older versions take only searchTemplateName)"])
     if v("elasticsearch-password"):
         trigger.auth["password"] = ("secret", v.variable("elasticsearch-password"))
+    if not (v("elasticsearch-username") and v("elasticsearch-password")):
+        trigger.missing.append("username/password: KEDA's elasticsearch scaler needs both with addresses")
     return trigger
 
 
@@ -313,6 +363,8 @@ def trigger_activemq(v: _Values, opts: Options) -> Trigger | str:
         trigger.auth["username"] = ("config", v.variable("activemq-username"))
     if v("activemq-password"):
         trigger.auth["password"] = ("secret", v.variable("activemq-password"))
+    if not (v("activemq-username") and v("activemq-password")):
+        trigger.missing.append("username/password: KEDA's activemq scaler needs the web console's credentials")
     return trigger
 
 
@@ -328,9 +380,72 @@ def trigger_etcd(v: _Values, opts: Options) -> Trigger:
     return trigger
 
 
+def trigger_mssql(v: _Values, opts: Options) -> Trigger:
+    query = _need_query("mssql", "mssql", "a query returning the number of rows waiting (SELECT count(*) ...)", opts)
+    md = {"host": v("mssql-host"), "port": v("mssql-port"), "username": v("mssql-user"),
+          "database": v("mssql-database"), "query": query, "targetValue": str(opts.target)}
+    trigger = Trigger("mssql", _activation(opts, "activationTargetValue", md))
+    if v("mssql-password"):
+        trigger.auth["password"] = ("secret", v.variable("mssql-password"))
+    return trigger
+
+
+def _cql(driver: str) -> Callable[[_Values, Options], Trigger]:
+    def make(v: _Values, opts: Options) -> Trigger:
+        query = _need_query(driver, "cassandra", "a CQL query returning the number of rows waiting", opts)
+        hosts = [h.strip() for h in v(f"{driver}-hosts").split(",") if h.strip()]
+        host, _, port = (hosts[0] if hosts else "").partition(":")
+        md = {"clusterIPAddress": host, "port": port or "9042", "username": v(f"{driver}-user"),
+              "keyspace": v(f"{driver}-keyspace"), "consistency": v(f"{driver}-consistency").lower(),
+              "query": query, "targetQueryValue": str(opts.target)}
+        trigger = Trigger("cassandra", _activation(opts, "activationTargetQueryValue", md))
+        if v(f"{driver}-password"):
+            trigger.auth["password"] = ("secret", v.variable(f"{driver}-password"))
+        if not (v(f"{driver}-user") and v(f"{driver}-password")):
+            trigger.missing.append("username/password: KEDA's cassandra scaler needs both")
+        if not v(f"{driver}-keyspace"):
+            trigger.missing.append(f"keyspace: set -{driver}-keyspace (KEDA's cassandra scaler needs it)")
+        if driver == "scylla":
+            trigger.notes.append("ScyllaDB speaks CQL: KEDA's cassandra scaler reads it (not verified here)")
+        return trigger
+    return make
+
+
+def trigger_pulsar(v: _Values, opts: Options) -> Trigger:
+    address = v("pulsar-address").split(",")[0]
+    host = (urlsplit(address if "://" in address else f"pulsar://{address}").hostname) or "localhost"
+    topic = v("pulsar-topic")
+    if topic and "://" not in topic:
+        topic = f"persistent://public/default/{topic}"
+    md = {"adminURL": f"http://{host}:8080", "topic": topic, "subscription": v("pulsar-subscription"),
+          "msgBacklogThreshold": str(opts.target)}
+    trigger = Trigger("pulsar", _activation(opts, "activationMsgBacklogThreshold", md), notes=[
+        "adminURL is the broker's admin REST port (8080 by default): check it"])
+    if v("pulsar-auth-token"):
+        md["authModes"] = "bearer"
+        trigger.auth["bearerToken"] = ("secret", v.variable("pulsar-auth-token"))
+    if not topic or not v("pulsar-subscription"):
+        trigger.missing.append("topic/subscription: KEDA's pulsar scaler reads one subscription's backlog")
+    return trigger
+
+
+def trigger_nsq(v: _Values, opts: Options) -> Trigger:
+    lookupd = v("nsq-nsqlookupd-address")
+    md = {"nsqLookupdHTTPAddresses": urlsplit(lookupd).netloc if "://" in lookupd else lookupd,
+          "topic": v("nsq-topic"),
+          "channel": v("nsq-channel"), "depthThreshold": str(opts.target)}
+    if lookupd.startswith("https://"):
+        md["useHttps"] = "true"
+    trigger = Trigger("nsq", _activation(opts, "activationDepthThreshold", md))
+    if not md["nsqLookupdHTTPAddresses"]:
+        trigger.missing.append("nsqLookupdHTTPAddresses: set -nsq-nsqlookupd-address (KEDA finds nsqd through it)")
+    return trigger
+
+
 SCALERS = {
     "activemq": trigger_activemq,
     "aws-sqs": trigger_aws_sqs,
+    "cassandra": _cql("cassandra"),
     "cockroach": trigger_cockroach,
     "elasticsearch": trigger_elasticsearch,
     "etcd": trigger_etcd,
@@ -338,12 +453,16 @@ SCALERS = {
     "gcp-pubsub": trigger_gcp_pubsub,
     "kafka": trigger_kafka,
     "mongodb": trigger_mongodb,
+    "mssql": trigger_mssql,
     "mysql": trigger_mysql,
     "nats": trigger_nats,
+    "nsq": trigger_nsq,
     "postgres": trigger_postgres,
+    "pulsar": trigger_pulsar,
     "rabbitmq": trigger_rabbitmq,
     "redis-list": trigger_redis_list,
     "redis-stream": trigger_redis_stream,
+    "scylla": _cql("scylla"),
 }
 
 
@@ -356,8 +475,11 @@ def scaler(profile: Profile, opts: Options | None = None, environ: dict[str, str
     make = SCALERS.get(driver)
     if make is None:
         return NO_SCALER.get(driver, f"KEDA has no scaler for {driver}")
+    opts = opts or Options()
+    if not opts.scale_query and profile.variables.get(SCALE_QUERY):
+        opts = replace(opts, scale_query=profile.variables[SCALE_QUERY])
     values = _Values(registry.get(driver), PROCX, profile.expanded(environ))
-    return make(values, opts or Options())
+    return make(values, opts)
 
 
 # -- manifests ---------------------------------------------------------------------------------------
@@ -457,12 +579,14 @@ def build(profile: Profile, opts: Options | None = None, environ: dict[str, str]
     trigger = found if isinstance(found, Trigger) else None
     reason = found if isinstance(found, str) else ""
     for key, text in (trigger.metadata.items() if trigger else ()):
-        if _LOOPBACK.search(text):
+        if key != "brokerName" and _LOOPBACK.search(text):  # ActiveMQ's default broker is named localhost
             warnings.append(f"KEDA trigger {key}={text}: KEDA runs in its own pod, where localhost is not the server")
     spec = registry.get(driver)
     if spec.source is None:
         warnings.append(f"driver {driver}: the procx side is not implemented yet in this release: the worker "
                         "will exit with an error")
+    for need in (trigger.missing if trigger else ()):
+        warnings.append(f"KEDA {trigger.type} scaler: {need}")  # type: ignore[union-attr]
     if opts.job and trigger is None:
         raise UsageError(f"--job: driver {driver} has no KEDA scaler to start jobs ({reason})")
 
@@ -485,7 +609,8 @@ def build(profile: Profile, opts: Options | None = None, environ: dict[str, str]
         container["resources"] = _resources(opts)
     pod: dict = {"terminationGracePeriodSeconds": _grace(values), "containers": [container]}
 
-    if trigger is not None and trigger.auth:
+    authenticated = False
+    if trigger is not None and (trigger.auth or trigger.identity):
         refs: dict[str, list[dict]] = {"secret": [], "config": []}
         for parameter, (source, var) in sorted(trigger.auth.items()):
             if var not in (secret if source == "secret" else config):
@@ -494,15 +619,16 @@ def build(profile: Profile, opts: Options | None = None, environ: dict[str, str]
                                  "key": var})
         auth_spec = {k: v for k, v in (("secretTargetRef", refs["secret"]), ("configMapTargetRef", refs["config"]))
                      if v}
+        if trigger.identity:
+            auth_spec["podIdentity"] = {"provider": trigger.identity}
         if auth_spec:
             manifests.append({"apiVersion": KEDA_API, "kind": "TriggerAuthentication", "metadata": meta(auth_name),
                               "spec": auth_spec})
-        else:
-            trigger.auth = {}
+            authenticated = True
     keda_trigger: dict = {}
     if trigger is not None:
         keda_trigger = {"type": trigger.type, "metadata": {k: v for k, v in trigger.metadata.items() if v}}
-        if trigger.auth:
+        if authenticated:
             keda_trigger["authenticationRef"] = {"name": auth_name}
     notes = "; ".join(trigger.notes) if trigger is not None else ""
 
@@ -558,3 +684,23 @@ def to_yaml(export: Export) -> str:
         docs.append(f"{head}\n{body}")
     warn = "".join(f"# warning: {w}\n" for w in export.warnings)
     return warn + "---\n".join(docs)
+
+
+MASK = "********"
+
+
+def masked(export: Export) -> Export:
+    """The same export with the Secret's values hidden: what a screen may show."""
+    manifests = [{**m, "stringData": {k: MASK if v else "" for k, v in m["stringData"].items()}}
+                 if m["kind"] == "Secret" else m for m in export.manifests]
+    return Export(manifests, export.warnings, export.trigger, export.reason)
+
+
+def save(text: str, path: str) -> None:
+    """Write the YAML readable by its owner only: it may hold the Secret's values."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its mode on open()

@@ -12,6 +12,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 LEVELS = {"panic": 0, "fatal": 1, "error": 2, "warn": 3, "warning": 3, "info": 4, "debug": 5, "trace": 6}
 _URL_CREDENTIALS = re.compile(r"(://[^/\s:@]*:)[^@\s/]+@")
@@ -27,6 +28,7 @@ class Logger:
         self._secrets: list[str] = []
         self._lock = threading.Lock()
         self.stream = sys.stderr
+        self.hooks: list[Callable[[str, dict[str, object]], None]] = []  # see every event (the metrics)
 
     def configure(self, *, fmt: str = "text", secrets: list[str] = (), **fields: object) -> None:
         self.json = fmt == "json"
@@ -55,7 +57,10 @@ class Logger:
         self.log("debug", msg, **fields)
 
     def event(self, event: str, level: str = "info", **fields: object) -> None:
-        """A structured event: always in json format (unless below the level), debug text otherwise."""
+        """A structured event: always in json format (unless below the level), debug text otherwise; every
+        hook sees it either way."""
+        for hook in self.hooks:
+            hook(event, fields)
         if self.json and self.enabled(level):
             self._write(level, event, event, fields)
         elif not self.json and self.enabled("debug"):

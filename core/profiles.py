@@ -23,7 +23,8 @@ from core.options import PROCX, PUSHX, SIDES, Option
 from core.settings import REFERENCE, expand_references
 
 KIND, COMMAND, DESCRIPTION = "PROCX_TUI_KIND", "PROCX_TUI_COMMAND", "PROCX_TUI_DESCRIPTION"
-OURS = (KIND, COMMAND, DESCRIPTION)
+SCALE_QUERY = "PROCX_TUI_SCALE_QUERY"  # what KEDA counts for drivers without a queue (SQL count query, etcd key)
+OURS = (KIND, COMMAND, DESCRIPTION, SCALE_QUERY)
 KINDS = ("procx", "pushx", "pipeline")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PLAIN = re.compile(r"^[A-Za-z0-9_./:@%+,=-]*$")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
 from typing import TYPE_CHECKING
 
-from core import registry
+from core import bulk, metrics, registry
 from core.errors import EXIT_OK, InputError, UsageError
 from core.log import Logger
 from core.settings import Config
@@ -28,6 +29,10 @@ def check(config: Config) -> None:
     out = config["out"]
     if out and out != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise UsageError(f"-out ({config.options['out'].variable('pushx')}): folder does not exist: {out}")
+    if not config["bulk"]:
+        for name in ("bulk-separator", "bulk-batch", "bulk-keep-empty"):
+            if config.origins.get(name, "default") != "default":
+                raise UsageError(f"{config.describe(name)}: only used with -bulk")
 
 
 def read_input(config: Config, stdin: BinaryIO) -> bytes:
@@ -42,19 +47,45 @@ def read_input(config: Config, stdin: BinaryIO) -> bytes:
         raise InputError(f"cannot read the input: {exc.strerror}") from exc
 
 
-def tee(config: Config, data: bytes, stdout: BinaryIO) -> None:
-    out = config["out"]
-    if not out:
-        return
+class Tee:
+    """-out: passes pushed data on, to standard output (-) or a file (created at the first write)."""
+
+    def __init__(self, config: Config, stdout: BinaryIO) -> None:
+        self.out = config["out"]
+        self.stdout = stdout
+        self.file: BinaryIO | None = None
+
+    def __call__(self, data: bytes) -> None:
+        if not self.out:
+            return
+        try:
+            if self.out == "-":
+                self.stdout.write(data)
+                self.stdout.flush()
+                return
+            if self.file is None:
+                self.file = open(self.out, "wb")  # noqa: SIM115 - kept open across the batches of -bulk
+            self.file.write(data)
+            self.file.flush()
+        except OSError as exc:
+            raise InputError(f"pushed, but cannot pass the payload on to -out {self.out}: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def bulk_reader(config: Config, stdin: BinaryIO) -> bulk.Reader:
+    """-bulk: the input as a stream, read as it arrives."""
+    if config["in"]:
+        return bulk.Reader.of(io.BytesIO(os.fsencode(config["in"])))
+    if config["in-file"] == "-":
+        return bulk.Reader.of(stdin)
     try:
-        if out == "-":
-            stdout.write(data)
-            stdout.flush()
-        else:
-            with open(out, "wb") as f:
-                f.write(data)
+        return bulk.Reader.of(open(config["in-file"], "rb", buffering=0))  # noqa: SIM115 - read until pushx exits
     except OSError as exc:
-        raise InputError(f"pushed, but cannot pass the payload on to -out {out}: {exc.strerror}") from exc
+        raise InputError(f"cannot read the input: {exc.strerror}") from exc
 
 
 def open_sink(config: Config) -> Sink:
@@ -63,13 +94,22 @@ def open_sink(config: Config) -> Sink:
 
 def run(config: Config, log: Logger, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
     check(config)
-    sink = open_sink(config)
-    try:
-        data = read_input(config, stdin or sys.stdin.buffer)
-        started = time.monotonic()
-        ident = call(config, "push", sink.push, data)
-        log.event("pushed", id=ident, bytes=len(data), duration_ms=round((time.monotonic() - started) * 1000, 3))
-        tee(config, data, stdout or sys.stdout.buffer)
-    finally:
-        sink.close()
+    stdin = stdin or sys.stdin.buffer
+    tee = Tee(config, stdout or sys.stdout.buffer)
+    with metrics.serving(config, log):  # -metrics-addr
+        sink = open_sink(config)
+        try:
+            if config["bulk"]:
+                bulk.push_all(config, log, sink, bulk_reader(config, stdin), tee)
+                tee(b"")  # an -out file exists after success, also for an empty input
+            else:
+                data = read_input(config, stdin)
+                started = time.monotonic()
+                ident = call(config, "push", sink.push, data)
+                log.event("pushed", id=ident, bytes=len(data),
+                          duration_ms=round((time.monotonic() - started) * 1000, 3))
+                tee(data)
+        finally:
+            sink.close()
+            tee.close()
     return EXIT_OK

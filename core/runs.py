@@ -193,6 +193,14 @@ def restart(run: Run, folder: Path | None = None) -> Run:
 EVENT_START = '{"time": '  # how every JSON event line of procx and pushx begins
 
 
+def messages(event: dict) -> int:
+    """How many messages an event stands for: a `pushed` event of pushx -bulk carries `messages`."""
+    try:
+        return max(1, int(event.get("messages", 1)))
+    except (TypeError, ValueError):
+        return 1
+
+
 class Events:
     """Reads a run's log incrementally: JSON events become counters, other lines are output."""
 
@@ -236,10 +244,11 @@ class Events:
                 event = None
         if event is not None:
             name = event.get("event", "")
+            many = messages(event)  # a pushx -bulk batch is one event for many messages
             if name in self.counts:
-                self.counts[name] += 1
+                self.counts[name] += many
             if name in ("cleared", "failed", "pushed"):
-                self.recent.append(float(event.get("time", time.time())))
+                self.recent.extend([float(event.get("time", time.time()))] * min(many, 10000))
         self.lines.append((line, event))
 
     def counters(self) -> dict[str, float]:

@@ -629,7 +629,7 @@ def _go_float(f: float) -> str:
 
 
 def _go_time(dt) -> str:
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"  # %Y: no zeros
     if dt.microsecond:
         text += "." + f"{dt.microsecond:06d}".rstrip("0")
     offset = dt.utcoffset()
@@ -687,3 +687,82 @@ def go_json(obj: object) -> str:
     parts: list[str] = []
     _encode(obj, parts.append)
     return "".join(parts)
+
+
+# -- JSON documents with templates (mongodb, elasticsearch, couchbase) -------------------------------------
+_STRING_OR_TEMPLATE = re.compile(r'"(?:[^"\\]|\\.)*"|\{\{((?:(?!\{\{).)*?)\}\}', re.S)
+_SLOT = "\x00procx-template\x00"
+
+
+class _Slot:
+    """A bare `{{path}}` of a JSON template: replaced by one typed value."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+class JsonTemplate:
+    """A JSON text holding `{{path}}` templates, bound as values (never spliced into the text).
+
+    The text is parsed once. A template inside a JSON string fills that string (core.template.fill: one pass, the
+    inserted text is never expanded again); a bare template becomes the typed value it selects (number, bool,
+    null, string, or the selected object/array as JSON data; `{{procx_payload}}` the whole document as a string).
+    Templates in object keys are refused. `flag` names the option in error messages.
+    """
+
+    def __init__(self, text: str, flag: str) -> None:
+        self.flag = flag
+        pieces, end = [], 0
+        for m in _STRING_OR_TEMPLATE.finditer(text):
+            if m[0].startswith('"'):
+                continue
+            pieces += [text[end:m.start()], json.dumps({_SLOT: m[1]})]
+            end = m.end()
+        pieces.append(text[end:])
+        try:
+            self.tree = json.loads("".join(pieces), object_pairs_hook=self._object)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"-{flag}: invalid JSON ({exc.msg} at position {exc.pos})") from None
+        if not isinstance(self.tree, dict):
+            raise ValueError(f"-{flag}: must be a JSON object")
+
+    def _object(self, pairs: list[tuple[str, object]]) -> object:
+        if len(pairs) == 1 and pairs[0][0] == _SLOT:
+            return _Slot(str(pairs[0][1]))
+        for key, _ in pairs:
+            if "{{" in key:
+                raise ValueError(f"-{self.flag}: templates go in values, not in keys ({key!r})")
+        return dict(pairs)
+
+    def render(self, document: str, guard=None) -> object:
+        """The JSON value with every template filled from `document` (JSON text); `guard(value, key)` may refuse a
+        value a bare template selected."""
+
+        def walk(node: object) -> object:
+            if isinstance(node, _Slot):
+                value = _typed(document, node.key)
+                if guard is not None:
+                    guard(value, node.key)
+                return value
+            if isinstance(node, str):
+                return fill(node, document) if "{{" in node else node
+            if isinstance(node, dict):
+                return {k: walk(v) for k, v in node.items()}
+            if isinstance(node, list):
+                return [walk(v) for v in node]
+            return node
+
+        return walk(self.tree)
+
+
+def _typed(document: str, key: str) -> object:
+    if key in PAYLOAD_KEYS:
+        return document
+    found = lookup(document, key)
+    if found is None:
+        return None
+    if found.kind == "j":
+        return json.loads(found.raw)
+    return found.value()

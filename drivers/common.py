@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.options import BOTH, PROCX, PUSHX, Option
@@ -145,3 +149,50 @@ def query_options(prefix: str, language: str, placeholders: str, *, retrieve_req
                help="comma-separated query params; {{path}} takes a field of the JSON payload, "
                     "{{pushx_payload}} the whole payload"),
     ]
+
+
+class Keeper:
+    """Keeps the leases of the items a Source holds alive while their children run.
+
+    A background thread calls `renew(handle)` for every held item every `interval` seconds; when procx dies
+    the thread dies with it and the leases expire, so the items come back. Errors are ignored (the next
+    round retries; a lease that could not be renewed in time simply expires: at-least-once).
+    """
+
+    def __init__(self, interval: float, renew: Callable[[object], object]) -> None:
+        self.interval = max(0.05, interval)
+        self.renew = renew
+        self.held: dict[int, object] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.tokens = itertools.count(1)
+
+    def hold(self, handle: object) -> int:
+        token = next(self.tokens)
+        with self.lock:
+            self.held[token] = handle
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="procx-lease", daemon=True)
+                self.thread.start()
+        return token
+
+    def release(self, token: int) -> None:
+        with self.lock:
+            self.held.pop(token, None)
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval):
+            with self.lock:
+                handles = list(self.held.values())
+            for handle in handles:
+                if self.stop.is_set():
+                    return
+                with contextlib.suppress(Exception):
+                    self.renew(handle)
+
+    def close(self) -> None:
+        self.stop.set()
+        thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2)

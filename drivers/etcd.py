@@ -399,6 +399,17 @@ class EtcdSource(Source):
                 with contextlib.suppress(ProviderError):
                     self.client.call("lease/revoke", {"ID": str(lease)})
 
+    def scale_depth(self, key: str) -> int:
+        """The number stored at `key`: what KEDA's etcd scaler reads (it does not count keys)."""
+        kvs = self.client.range(key.encode(), limit=1)
+        text = _unb64(kvs[0].get("value")).decode(errors="replace").strip() if kvs else ""
+        try:
+            return int(float(text))
+        except ValueError:
+            what = f"holds {text[:40]!r}" if kvs else "does not exist"
+            raise ProviderError(f"driver etcd: scale key {key!r} {what}: KEDA's etcd scaler needs a number "
+                                "there") from None
+
     def clear(self, work: Work) -> None:
         self._apply("clear", work)
 

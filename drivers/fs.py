@@ -1,30 +1,24 @@
 """fs: files in a local folder are the work (procx); pushx writes a file.
 
-Fixes over the original: names are relative paths without a leading slash, the first match in lexical order
-wins, a missing key is "no work", mv creates the destination folder and works across filesystems, the mv
-destination inside the source folder is never picked up again, and pushx writes atomically.
+Fixes over the original (procx.md §4.13, §7.3 #21-22, §7.7 #50; pushx.md §4.9), all in drivers/files.py: names
+are relative paths without a leading slash, the first match in lexical order wins, a missing key is "no work",
+mv creates the destination folder and works across filesystems, files an mv puts inside the source folder are
+never picked up again, the selected key does not stick across items, and pushx writes atomically.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 
-from core.options import BOTH, PROCX, Delivery, DriverSpec, Option
-from core.work import Sink, Source, Work
-from drivers.common import check_selection, move_ops, selector_options
+from core.options import BOTH, Delivery, DriverSpec, Option
+from drivers.common import move_ops, selector_options
+from drivers.files import FileSink, FileSource, Tree, check_files, clean
 
 
 def _validate(config) -> None:
-    side = config.side
-    if side == PROCX:
-        check_selection(config, "fs", "key", "folder")
-    elif not config["fs-key"]:
-        raise ValueError("-fs-key is required: the name of the file to write")
+    check_files(config, "fs", norm=os.path.realpath)
 
 
 SPEC = DriverSpec(
@@ -48,106 +42,54 @@ SPEC = DriverSpec(
 )
 
 
-TEMP_PREFIX = ".procx-tmp-"
+class LocalTree(Tree):
+    """The local file system; tree paths are absolute paths without their leading `/`."""
+
+    def entries(self, path: str) -> Iterator[tuple[str, bool]]:
+        with os.scandir("/" + path) as found:
+            for entry in found:
+                if entry.is_dir(follow_symlinks=False):
+                    yield entry.name, True
+                elif entry.is_file():
+                    yield entry.name, False
+
+    def is_file(self, path: str) -> bool:
+        return os.path.isfile("/" + path)
+
+    def read(self, path: str) -> bytes:
+        with open("/" + path, "rb") as f:
+            return f.read()
+
+    def write(self, path: str, payload: bytes) -> None:
+        with open("/" + path, "xb") as f:  # mode 0666 less the umask, as the original
+            f.write(payload)
+
+    def rename(self, source: str, target: str) -> None:
+        shutil.move("/" + source, "/" + target)  # os.rename, or copy + delete across filesystems
+
+    def remove(self, path: str) -> None:
+        os.unlink("/" + path)
+
+    def makedirs(self, path: str) -> None:
+        os.makedirs("/" + path, exist_ok=True)
+
+    def norm(self, path: str) -> str:
+        return clean(os.path.realpath("/" + path))
 
 
-def _walk(root: str, rel: str = "") -> Iterator[str]:
-    """Relative paths of the files below root, in lexical order, depth first."""
-    try:
-        entries = sorted(os.scandir(os.path.join(root, rel) if rel else root), key=lambda e: e.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
-        name = f"{rel}/{entry.name}" if rel else entry.name
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(root, name)
-        elif entry.is_file() and not entry.name.startswith(TEMP_PREFIX):
-            yield name
+class _Local:
+    prefix = "fs"
+
+    def connect(self) -> Tree:
+        return LocalTree()
+
+    def place(self, folder: str) -> str:
+        return clean(os.path.abspath(folder))
 
 
-class FsSource(Source):
-    def open(self) -> None:
-        c = self.config
-        self.folder = str(c["fs-folder"])
-        self.regex = re.compile(c["fs-key-regex"]) if c["fs-key-regex"] else None
-        folder = os.path.realpath(self.folder)
-        self.skip = tuple(
-            os.path.relpath(os.path.realpath(c[f"fs-{p}-folder"]), folder) + "/"
-            for p in ("clear", "fail")
-            if c[f"fs-{p}-op"] == "mv" and os.path.realpath(c[f"fs-{p}-folder"]).startswith(folder + os.sep))
-
-    def _select(self) -> str | None:
-        key = self.config["fs-key"]
-        if key:
-            return key if os.path.isfile(os.path.join(self.folder, key)) else None
-        prefix = self.config["fs-key-prefix"]
-        for name in _walk(self.folder):
-            if name.startswith(self.skip):
-                continue
-            if (prefix and name.startswith(prefix)) or (self.regex and self.regex.search(name)):
-                return name
-        return None
-
-    def depth(self) -> int:
-        """Files waiting (matching the selector)."""
-        if self.config["fs-key"]:
-            return int(self._select() is not None)
-        prefix = self.config["fs-key-prefix"]
-        return sum(1 for name in _walk(self.folder) if not name.startswith(self.skip)
-                   and ((prefix and name.startswith(prefix)) or (self.regex and self.regex.search(name))))
-
-    def get(self, wait: float) -> Work | None:
-        key = self._select()
-        if key is None:
-            return None
-        try:
-            with open(os.path.join(self.folder, key), "rb") as f:
-                payload = f.read()
-        except FileNotFoundError:  # taken by another procx in between
-            return None
-        return Work(payload, key, handle=key)
-
-    def clear(self, work: Work) -> None:
-        self._apply("clear", work.handle)
-
-    def fail(self, work: Work) -> None:
-        self._apply("fail", work.handle)
-
-    def _apply(self, phase: str, key: str) -> None:
-        c = self.config
-        op = c[f"fs-{phase}-op"]
-        path = os.path.join(self.folder, key)
-        if op == "rm":
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        elif op == "mv":
-            template = c[f"fs-{phase}-key-template"]
-            dest = template.replace("{{key}}", key) if template else (c[f"fs-{phase}-key"] or key)
-            target = os.path.join(c[f"fs-{phase}-folder"], dest)
-            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-            shutil.move(path, target)
+class FsSource(_Local, FileSource):
+    pass
 
 
-class FsSink(Sink):
-    def push(self, payload: bytes) -> str | None:
-        key = self.config["fs-key"]
-        target = os.path.join(self.config["fs-folder"], key)
-        directory = os.path.dirname(target) or "."
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return key
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+class FsSink(_Local, FileSink):
+    pass

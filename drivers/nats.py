@@ -263,12 +263,12 @@ class NatsSource(Source):
             except Exception:  # noqa: BLE001 - the ack/nak reports a dead connection
                 return
 
-    async def _settle(self, held: _Held, how: str) -> None:
+    async def _settle(self, held: _Held, how: str, delay: float = 0.0) -> None:
         held.keepalive.cancel()
         if how == "ack":
             await held.msg.ack_sync(timeout=10)  # the server confirms the ack
         else:
-            await held.msg.nak()
+            await held.msg.nak(delay=delay or None)  # redelivered at once, or after procx's -retry-backoff
             await self.client.nc.flush()
 
     # -- core NATS ---------------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ class NatsSource(Source):
                 return None
             msg, keepalive = got
             meta = msg.metadata
-            return Work(bytes(msg.data), str(meta.sequence.stream), attempt=meta.num_delivered,
+            return Work(bytes(msg.data), str(meta.sequence.stream), attempt=meta.num_delivered, exact=True,
                         handle=_Held(msg=msg, keepalive=keepalive),
                         meta={"subject": msg.subject, "stream": meta.stream})
         msg = self.client.run(self._core_get(wait), f"receive from subject {self.subject!r}", wait + OP_TIMEOUT)
@@ -324,7 +324,7 @@ class NatsSource(Source):
     def _finish(self, work: Work, how: str, response: str, default: str) -> None:
         held: _Held = work.handle
         if held.msg is not None:
-            self.client.run(self._settle(held, how), f"{how} message {work.id}")
+            self.client.run(self._settle(held, how, work.retry_delay), f"{how} message {work.id}")
         elif held.reply:  # only this message's own reply subject, never an earlier one
             body = (self.config[response] or default).encode()
             self.client.run(self._reply(held.reply, body), f"reply to {held.reply}")
@@ -336,6 +336,7 @@ class NatsSource(Source):
 
 class NatsSink(Sink):
     client: _Client | None = None
+    js = None  # the JetStream context, made once (each one subscribes for its acknowledgements)
 
     def open(self) -> None:
         self.subject = self.config["nats-subject"]
@@ -349,22 +350,26 @@ class NatsSink(Sink):
                 await nc.publish(self.subject, payload)
             await nc.flush()  # the server has received them
             return [None] * len(payloads)
+        import asyncio
+
         import nats.js.errors as je
 
-        js = nc.jetstream()
+        if self.js is None:
+            self.js = nc.jetstream()
         stream = self.config["nats-stream"] or None
-        ids: list[str | None] = []
-        for payload in payloads:
-            try:
-                ack = await js.publish(self.subject, payload, stream=stream)
-            except je.NoStreamResponseError:
-                raise ProviderError(f"driver {NAME}: no JetStream stream stores subject {self.subject!r} on "
-                                    f"{self.client.where}") from None
-            except je.APIError as exc:
-                raise ProviderError(f"driver {NAME}: JetStream refused the message on {self.client.where}: "
-                                    f"{exc.description or exc}") from None
-            ids.append(str(ack.seq))
-        return ids
+        try:
+            if len(payloads) == 1:
+                acks = [await self.js.publish(self.subject, payloads[0], stream=stream)]
+            else:  # a batch: sent in order, then every acknowledgement awaited together
+                pending = [await self.js.publish_async(self.subject, p, stream=stream) for p in payloads]
+                acks = await asyncio.gather(*pending)
+        except je.NoStreamResponseError:
+            raise ProviderError(f"driver {NAME}: no JetStream stream stores subject {self.subject!r} on "
+                                f"{self.client.where}") from None
+        except je.APIError as exc:
+            raise ProviderError(f"driver {NAME}: JetStream refused the message on {self.client.where}: "
+                                f"{exc.description or exc}") from None
+        return [str(ack.seq) for ack in acks]
 
     def push(self, payload: bytes) -> str | None:
         return self.push_many([payload])[0]
@@ -446,7 +451,8 @@ SPEC = DriverSpec(
         "at-least-once with -nats-jetstream; core NATS: at-most-once",
         hold="JetStream: unacked message, kept in progress while the child runs, redelivered after the ack wait "
              "if procx dies; core NATS: none (a message is gone once received)",
-        fail="JetStream: nak (redelivered at once); core NATS: the fail response to the message's reply subject "
+        fail="JetStream: nak (redelivered at once, or after -retry-backoff; num_delivered is the attempt); core "
+             "NATS: the fail response to the message's reply subject "
              "(the message itself is not redelivered)",
         dead_letter="none (JetStream max deliveries and advisories are not used)",
         pushx="JetStream: stored and acknowledged by the stream; core NATS: flushed to the server, delivered "

@@ -184,7 +184,7 @@ class RabbitmqSource(Source):
         headers = props.headers or {}
         count = headers.get("x-delivery-count")  # quorum queues count deliveries
         attempt = count + 1 if isinstance(count, int) else 2 if method.redelivered else 1
-        return Work(bytes(body), props.message_id or None, attempt=attempt,
+        return Work(bytes(body), props.message_id or None, attempt=attempt, exact=isinstance(count, int),
                     handle=_Held(self.channel, method.delivery_tag),
                     meta={"exchange": method.exchange, "routing_key": method.routing_key})
 
@@ -231,6 +231,12 @@ class RabbitmqSource(Source):
         requeue = bool(self.config["rabbitmq-fail-requeue"])
         self._settle(work, "nack", lambda held: held.channel.basic_nack(held.tag, requeue=requeue))
 
+    def dead_letter(self, work: Work) -> None:
+        """Reject the message without requeue: the queue's dead-letter exchange (x-dead-letter-exchange, as an
+        argument or a policy) receives it. RabbitMQ does not tell procx whether the queue has one, and a queue
+        without one discards the message: give it one, or use procx's -dead-letter target instead."""
+        self._settle(work, "reject", lambda held: held.channel.basic_nack(held.tag, requeue=False))
+
     def depth(self) -> int:
         """Ready messages of the queue (a passive declare's message count), as KEDA's rabbitmq scaler reads it in
         QueueLength mode over AMQP: unacked deliveries (work being done) are not counted."""
@@ -251,9 +257,10 @@ class RabbitmqSource(Source):
 
 
 class RabbitmqSink(Sink):
-    """Persistent, mandatory publishes with publisher confirms."""
+    """Persistent, mandatory publishes with publisher confirms (a batch: in one transaction)."""
 
     conn = None
+    tx_channel = None
 
     def open(self) -> None:
         import pika.exceptions as px
@@ -287,29 +294,48 @@ class RabbitmqSink(Sink):
         return self.push_many([payload])[0]
 
     def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
+        """One payload: published and confirmed. Several (pushx -bulk): published in one transaction on a
+        channel of their own, stored together when the commit is acknowledged (one round trip per batch)."""
         import pika
         import pika.exceptions as px
 
-        ids: list[str | None] = []
+        ids = [uuid.uuid4().hex for _ in payloads]
+        props = [pika.BasicProperties(content_type="text/plain", delivery_mode=pika.DeliveryMode.Persistent,
+                                      message_id=i) for i in ids]
         target = f"exchange {self.exchange!r}" if self.exchange else "the default exchange"
-        for payload in payloads:
-            message_id = uuid.uuid4().hex
-            props = pika.BasicProperties(content_type="text/plain", delivery_mode=pika.DeliveryMode.Persistent,
-                                         message_id=message_id)
-            try:
+        unroutable = (f"no queue is bound to {target} for routing key {self.routing_key!r}: the message was "
+                      "returned, not stored")
+        try:
+            if len(payloads) == 1:
                 # with confirms on, this returns once the broker confirmed; mandatory: unroutable is an error
-                self.channel.basic_publish(self.exchange, self.routing_key, payload, properties=props,
+                self.channel.basic_publish(self.exchange, self.routing_key, payloads[0], properties=props[0],
                                            mandatory=True)
-            except px.UnroutableError:
-                raise ProviderError(f"driver {NAME}: no queue is bound to {target} for routing key "
-                                    f"{self.routing_key!r}: the message was returned, not stored") from None
-            except px.NackError:
-                raise ProviderError(f"driver {NAME}: the broker refused the message (nack) on {target}") from None
-            except px.AMQPError as exc:
-                raise ProviderError(f"driver {NAME}: cannot publish to {target} on "
-                                    f"{_where(self.config['rabbitmq-url'])}: {_describe(exc)}") from None
-            ids.append(message_id)
+                return ids
+            channel = self._batch_channel()
+            self.returned.clear()
+            for payload, prop in zip(payloads, props, strict=True):
+                channel.basic_publish(self.exchange, self.routing_key, payload, properties=prop, mandatory=True)
+            channel.tx_commit()
+            self.conn.process_data_events(0)  # the broker returns unroutable messages before it commits
+        except px.UnroutableError:
+            raise ProviderError(f"driver {NAME}: {unroutable}") from None
+        except px.NackError:
+            raise ProviderError(f"driver {NAME}: the broker refused the message (nack) on {target}") from None
+        except px.AMQPError as exc:
+            raise ProviderError(f"driver {NAME}: cannot publish to {target} on "
+                                f"{_where(self.config['rabbitmq-url'])}: {_describe(exc)}") from None
+        if self.returned:
+            raise ProviderError(f"driver {NAME}: {len(self.returned)} of {len(payloads)} messages of the batch: "
+                                f"{unroutable}")
         return ids
+
+    def _batch_channel(self):
+        if self.tx_channel is None:
+            self.returned: list[bytes] = []
+            self.tx_channel = self.conn.channel()
+            self.tx_channel.add_on_return_callback(lambda channel, method, props, body: self.returned.append(body))
+            self.tx_channel.tx_select()
+        return self.tx_channel
 
     def close(self) -> None:
         _close(self.conn)
@@ -360,8 +386,11 @@ SPEC = DriverSpec(
         hold="unacked delivery (prefetch 1), requeued by the broker if procx's connection drops; heartbeats are "
              "answered while the child runs (a broker-side delivery acknowledgement timeout still applies)",
         fail="nack with requeue (immediately offered again); -rabbitmq-fail-requeue=false rejects it instead",
-        dead_letter="-rabbitmq-fail-requeue=false: the queue's x-dead-letter-exchange receives failed messages",
-        pushx="persistent message, mandatory routing, publisher confirm received",
+        dead_letter="-exit-codes …=dead-letter and -max-attempts reject the message (no requeue), and so does every "
+                    "failure with -rabbitmq-fail-requeue=false: the queue's x-dead-letter-exchange receives it (a "
+                    "queue without one discards it)",
+        pushx="persistent message, mandatory routing, publisher confirm received (a -bulk batch: its transaction "
+              "committed)",
         tested="real server: RabbitMQ 3.10",
     ),
 )

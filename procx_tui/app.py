@@ -31,7 +31,7 @@ from core.errors import ProcxError
 from core.profiles import Profile
 from procx_tui.checker import check_path
 from procx_tui.monitor import Monitor, RunRow, Scan
-from procx_tui.screens import Confirm, Help, ProfileForm
+from procx_tui.screens import Confirm, ExportK8s, Help, ProfileForm
 from procx_tui.theme import THEMES, default_theme
 from procx_tui.widgets import Details, LogView, ProfilesTable, RunsTable
 from procx_tui.widgets.details import profile_details, run_details
@@ -47,6 +47,7 @@ COMMANDS = (
     ("duplicate_profile", "Duplicate profile", "Copy the highlighted profile under a new name (c)"),
     ("delete_profile", "Delete profile", "Delete the highlighted profile, after asking (delete)"),
     ("check", "Check connection", "Connect to the highlighted profile's providers in a separate process (k)"),
+    ("export", "Export to Kubernetes", "Kubernetes + KEDA manifests of the highlighted profile, previewed (K)"),
     ("pager", "Open log in pager", "Show the highlighted run's whole log in $PAGER (o)"),
     ("toggle_follow", "Follow log", "Keep the log scrolled to its end, or stop following (f)"),
     ("search", "Search log", "Type a word: only the log lines holding it are shown (/)"),
@@ -70,6 +71,7 @@ class Dashboard(App):
         Binding("c", "duplicate_profile", "Copy"),
         Binding("delete,D", "delete_profile", "Delete"),
         Binding("k", "check", "Check", show=False),
+        Binding("K", "export", "Export", show=False),
         Binding("o", "pager", "Pager"),
         Binding("f", "toggle_follow", "Follow", show=False),
         Binding("slash", "search", "Search", show=False),
@@ -447,6 +449,17 @@ class Dashboard(App):
         if profile is not None and profile.path is not None:
             self.notify(f"checking {profile.name} ...", timeout=2)
             self._check(profile.name, profile.path)
+
+    def action_export(self) -> None:
+        profile = self._need_profile()
+        if profile is None:
+            return
+
+        def done(path: str | None) -> None:
+            if path:
+                self.notify(f"wrote {path}: kubectl apply -f {shlex.quote(path)}", title="exported")
+
+        self.push_screen(ExportK8s(profile, Path.cwd()), done)
 
     @work(group="check", exclusive=True)
     async def _check(self, name: str, path: Path) -> None:

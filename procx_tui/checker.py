@@ -45,12 +45,13 @@ async def check_path(path: Path, timeout: float = TIMEOUT) -> tuple[bool, str]:
         return False, lines[-1] if lines else f"the check failed (exit status {proc.returncode})"
     lines = []
     for side, r in report.get("sides", {}).items():
-        if r.get("reachable"):
+        if r.get("error"):
+            state = "reachable, but" if r.get("reachable") else "UNREACHABLE:"
+            lines.append(f"{side} ({r.get('driver')}): {state} {r['error']}")
+        else:
             depth = "" if r.get("depth") is None else f", {r['depth']} waiting"
             lines.append(f"{side} ({r.get('driver')}): reachable{depth}")
-        else:
-            lines.append(f"{side} ({r.get('driver')}): UNREACHABLE: {r.get('error')}")
-    ok = bool(lines) and all(r.get("reachable") for r in report.get("sides", {}).values())
+    ok = bool(lines) and not any(r.get("error") for r in report.get("sides", {}).values())
     return ok, "\n".join(lines) or "nothing to check"
 
 

@@ -196,11 +196,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = check(profile)
     lines = []
     for side, r in report.items():
-        state = "reachable" if r["reachable"] else f"UNREACHABLE: {r['error']}"
+        state = "reachable" if r["reachable"] else "UNREACHABLE"
         depth = "" if r["depth"] is None else f", {r['depth']} waiting"
-        lines.append(f"{side} ({r['driver']}): {state}{depth}")
+        lines.append(f"{side} ({r['driver']}): {state}{depth}" + (f": {r['error']}" if r["error"] else ""))
     emit(args, {"profile": profile.name, "sides": report}, "\n".join(lines))
-    return 0 if all(r["reachable"] for r in report.values()) else 69
+    return 0 if not any(r["error"] for r in report.values()) else 69
 
 
 def cmd_depth(args: argparse.Namespace) -> int:
@@ -208,20 +208,27 @@ def cmd_depth(args: argparse.Namespace) -> int:
     from core.check import check
 
     profile = profiles.find(args.profile)
-    report = check(profile)
+    report = check(profile, args.scale_query)
     keda = _keda_scaler(profile)
     sides = {side: {**r, "keda": keda if side == "procx" else None} for side, r in report.items()}
     lines = []
     for side, r in sides.items():
-        if not r["reachable"]:
-            lines.append(f"{side} ({r['driver']}): UNREACHABLE: {r['error']}")
+        if r["error"]:
+            state = "reachable, but" if r["reachable"] else "UNREACHABLE:"
+            lines.append(f"{side} ({r['driver']}): {state} {r['error']}")
+        elif r["depth"] is None and r["keda"] in COUNTED:
+            lines.append(f"{side} ({r['driver']}): KEDA's {r['keda']} scaler counts with a query: give it with "
+                         "--scale-query (or PROCX_TUI_SCALE_QUERY in the profile)")
         elif r["depth"] is None:
             lines.append(f"{side} ({r['driver']}): the provider exposes no queue depth")
         else:
             lines.append(f"{side} ({r['driver']}): {r['depth']} waiting"
                          + (f" (KEDA scaler: {r['keda']})" if r["keda"] else ""))
     emit(args, {"profile": profile.name, "sides": sides}, "\n".join(lines))
-    return 0 if all(r["reachable"] for r in report.values()) else 69
+    return 0 if not any(r["error"] for r in report.values()) else 69
+
+
+COUNTED = ("postgresql", "mysql", "mssql", "cassandra", "etcd")  # KEDA scalers that read a query's answer
 
 
 def _keda_scaler(profile) -> str | None:
@@ -233,8 +240,8 @@ def _keda_scaler(profile) -> str | None:
     try:
         found = k8s.scaler(profile)
     except ProcxError:  # e.g. a SQL driver without --scale-query: the trigger type is still known
-        return {"postgres": "postgresql", "cockroach": "postgresql", "mysql": "mysql", "etcd": "etcd"}.get(
-            profile.driver("procx"))
+        return {"postgres": "postgresql", "cockroach": "postgresql", "mysql": "mysql", "etcd": "etcd",
+                "mssql": "mssql", "cassandra": "cassandra", "scylla": "cassandra"}.get(profile.driver("procx"))
     return found.type if isinstance(found, k8s.Trigger) else None
 
 
@@ -242,10 +249,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from core import k8s, profiles
 
     profile = profiles.find(args.profile)
-    opts = k8s.Options(image=args.image, namespace=args.namespace, min_replicas=args.min, max_replicas=args.max,
-                       target=args.target, activation=args.activation, job=args.job, cpu=args.cpu,
-                       memory=args.memory, polling_interval=args.polling_interval, cooldown=args.cooldown,
-                       scale_query=args.scale_query, existing_secret=args.existing_secret)
+    opts = k8s.Options(**{setting.attr: getattr(args, setting.attr) for setting in k8s.SETTINGS})
     export = k8s.build(profile, opts)
     for warning in export.warnings:
         print(f"procx-tui: warning: {warning}", file=sys.stderr)
@@ -254,11 +258,7 @@ def cmd_export(args: argparse.Namespace) -> int:
               "Deployment", file=sys.stderr)
     text = k8s.to_yaml(export)
     if args.output and args.output != "-":
-        import os
-
-        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold secrets
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        k8s.save(text, args.output)
         print(f"wrote {args.output} ({len(export.manifests)} resources)", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -323,27 +323,20 @@ def parser() -> argparse.ArgumentParser:
     ck.add_argument("profile")
     dp = add("depth", cmd_depth, "the queue depth of a profile's providers: the number KEDA's scaler reads")
     dp.add_argument("profile")
+    dp.add_argument("--scale-query", default="", help="SQL/CQL drivers: the count query KEDA will run; etcd: the "
+                    "key holding the count (default: the profile's PROCX_TUI_SCALE_QUERY)")
+    from core import k8s
+
     ex = add("export", cmd_export, "write Kubernetes manifests (Deployment or Job + KEDA scaler) for a profile",
              json_flag=False)
     ex.add_argument("format", choices=["k8s"], help="k8s: Secret, ConfigMap, Deployment/ScaledJob, KEDA objects")
     ex.add_argument("profile")
-    ex.add_argument("--image", default="procx-tui:latest", help="worker image holding procx and the child command")
-    ex.add_argument("--namespace", default="", help="namespace of every resource (default: kubectl's)")
-    ex.add_argument("--min", type=int, default=0, help="minimum replicas (default 0: scale to zero)")
-    ex.add_argument("--max", type=int, default=10, help="maximum replicas or parallel jobs (default 10)")
-    ex.add_argument("--target", type=int, default=5, help="items waiting per replica (default 5)")
-    ex.add_argument("--activation", type=int, default=None, help="items waiting before scaling up from zero")
-    ex.add_argument("--job", action="store_true", help="a KEDA ScaledJob of run-to-empty jobs, not a Deployment")
-    ex.add_argument("--cpu", default="", metavar="REQ[:LIMIT]", help="CPU request and limit, e.g. 250m:1")
-    ex.add_argument("--memory", default="", metavar="REQ[:LIMIT]", help="memory request and limit, e.g. 128Mi:512Mi")
-    ex.add_argument("--polling-interval", type=int, default=30, help="seconds between KEDA's checks (default 30)")
-    ex.add_argument("--cooldown", type=int, default=300,
-                    help="seconds after the last activity before scaling to --min (default 300)")
-    ex.add_argument("--scale-query", default="",
-                    help="postgres/cockroach/mysql: a count query; etcd: the key holding the count; "
-                         "mongodb/elasticsearch: overrides the retrieve query")
-    ex.add_argument("--existing-secret", default="", metavar="NAME",
-                    help="use this Secret (keys: the secret variables' names) instead of writing their values")
+    for setting in k8s.SETTINGS:
+        if setting.kind is bool:
+            ex.add_argument(f"--{setting.flag}", dest=setting.attr, action="store_true", help=setting.help)
+        else:
+            ex.add_argument(f"--{setting.flag}", dest=setting.attr, type=setting.kind, default=setting.default,
+                            metavar=setting.metavar or setting.flag.upper(), help=setting.help)
     ex.add_argument("-o", "--output", default="", metavar="FILE", help="write to FILE (mode 0600) instead of stdout")
     return p
 

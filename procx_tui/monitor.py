@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from core.runs import DIED, EVENT_START, RUNNING, Events, Run
+from core.runs import DIED, EVENT_START, RUNNING, Events, Run, messages
 
 STOPPING = "stopping"
 STATUS_STYLE = {RUNNING: "bold green", "exited": "", "failed": "bold red", "stopped": "yellow", "died": "bold magenta",
@@ -126,7 +126,8 @@ class Tail(Events):
             line = line[start:]
         if not line.startswith("{"):
             return
-        match = _EVENT.match(line)
+        match = _EVENT.match(line) if '"messages": ' not in line else None  # bulk batches: parsed below
+        many = 1
         if match is None:
             if '"app"' not in line:
                 return
@@ -135,13 +136,13 @@ class Tail(Events):
                 event = json.loads(line)
             if not (isinstance(event, dict) and "app" in event):
                 return
-            name, stamp = str(event.get("event", "")), event.get("time", time.time())
+            name, stamp, many = str(event.get("event", "")), event.get("time", time.time()), messages(event)
         else:
             stamp, name = match.groups()
         if name in self.counts:
-            self.counts[name] += 1
+            self.counts[name] += many
         if name in ("cleared", "failed", "pushed"):
-            self.recent.append(float(stamp))
+            self.recent.extend([float(stamp)] * min(many, 10000))
 
     def stat(self) -> None:
         with contextlib.suppress(OSError):

@@ -66,6 +66,8 @@ def answers_to_variables(driver: str, side: str, answers: dict) -> dict[str, str
         if field.variable not in answers:
             continue
         value = answers[field.variable]
+        if value is None:  # a question without a default, not answered (e.g. a password with --yes)
+            continue
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
         if text and text != (field.default or ("false" if field.kind == "bool" else "")):
             out[field.variable] = text

@@ -35,55 +35,125 @@ def by_kind(docs: list[dict]) -> dict[str, dict]:
     return {d["kind"]: d for d in docs}
 
 
-# driver -> (variables, KEDA trigger type, metadata KEDA requires, auth parameters from the Secret / ConfigMap)
+# KEDA's metadata and TriggerAuthentication parameter names per scaler, from its sources (kedacore/keda,
+# pkg/scalers/<name>_scaler.go: the `keda:"name=..."` tags; required = no `optional` and no `default`):
+# scaler -> (metadata KEDA requires, every metadata name it reads, every auth parameter name it reads)
+KEDA = {
+    "aws-sqs-queue": ({"queueURL", "awsRegion"}, {"queueURL", "queueLength", "activationQueueLength", "awsRegion",
+                                                  "awsEndpoint", "scaleOnInFlight", "scaleOnDelayed",
+                                                  "identityOwner"}, {"awsAccessKeyID", "awsSecretAccessKey",
+                                                                     "awsRoleArn"}),
+    "gcp-pubsub": ({"subscriptionName"}, {"subscriptionName", "topicName", "mode", "value", "activationValue",
+                                          "aggregation", "valueIfNull", "timeHorizon"},
+                   {"GoogleApplicationCredentials"}),
+    "gcp-storage": ({"bucketName"}, {"bucketName", "targetObjectCount", "activationTargetObjectCount",
+                                     "maxBucketItemsToScan", "blobPrefix", "blobDelimiter"},
+                    {"GoogleApplicationCredentials"}),
+    "redis": ({"listName"}, {"address", "host", "port", "listName", "listLength", "activationListLength",
+                             "databaseIndex", "enableTLS", "unsafeSsl", "username"},
+              {"password", "username", "tls", "ca", "cert", "key", "keyPassword", "address", "host", "port"}),
+    "redis-streams": ({"stream"}, {"address", "host", "port", "stream", "consumerGroup", "pendingEntriesCount",
+                                   "streamLength", "lagCount", "activationLagCount", "databaseIndex", "enableTLS",
+                                   "unsafeSsl", "username"},
+                      {"password", "username", "tls", "ca", "cert", "key", "keyPassword", "address", "host"}),
+    "rabbitmq": ({"queueName"}, {"protocol", "queueName", "mode", "value", "activationValue", "vhostName"},
+                 {"host", "username", "password", "vhostName", "tls", "ca", "cert", "key", "keyPassword"}),
+    "kafka": ({"bootstrapServers"}, {"bootstrapServers", "consumerGroup", "topic", "lagThreshold",
+                                     "activationLagThreshold", "offsetResetPolicy", "allowIdleConsumers", "sasl",
+                                     "tls", "unsafeSsl"},
+              {"sasl", "username", "password", "tls", "ca", "cert", "key", "keyPassword"}),
+    "nats-jetstream": ({"natsServerMonitoringEndpoint", "account", "stream", "consumer"},
+                       {"natsServerMonitoringEndpoint", "account", "accountID", "stream", "consumer", "lagThreshold",
+                        "activationLagThreshold", "useHttps"}, {"natsServerMonitoringEndpoint"}),
+    "postgresql": ({"host", "port", "userName", "dbName", "sslmode", "query", "targetQueryValue"},
+                   {"host", "port", "userName", "dbName", "sslmode", "query", "targetQueryValue",
+                    "activationTargetQueryValue"}, {"password", "connection", "host", "port", "userName", "dbName"}),
+    "mysql": ({"query", "queryValue"}, {"host", "port", "username", "dbName", "query", "queryValue",
+                                        "activationQueryValue"}, {"password", "connectionString"}),
+    "mongodb": ({"dbName", "collection", "query", "queryValue"},
+                {"host", "port", "username", "dbName", "scheme", "collection", "query", "queryValue",
+                 "activationQueryValue"}, {"password", "connectionString", "host", "port", "username", "dbName"}),
+    "elasticsearch": ({"index", "valueLocation", "targetValue"},
+                      {"addresses", "username", "cloudID", "apiKey", "index", "searchTemplateName", "query",
+                       "valueLocation", "targetValue", "parameters", "activationTargetValue", "ignoreNullValues",
+                       "unsafeSsl"}, {"password", "username", "addresses", "cloudID", "apiKey"}),
+    "activemq": ({"managementEndpoint", "destinationName", "brokerName"},
+                 {"managementEndpoint", "destinationName", "brokerName", "restAPITemplate", "corsHeader",
+                  "targetQueueSize", "activationTargetQueueSize"}, {"username", "password"}),
+    "etcd": ({"endpoints", "watchKey", "value"}, {"endpoints", "watchKey", "value", "activationValue",
+                                                  "watchProgressNotifyInterval"},
+             {"username", "password", "tls", "cert", "key", "keyPassword", "ca"}),
+    "mssql": ({"query", "targetValue"}, {"host", "port", "username", "database", "query", "targetValue",
+                                         "activationTargetValue"},
+              {"password", "connectionString", "host", "port", "username", "database"}),
+    "cassandra": ({"clusterIPAddress", "keyspace", "query", "targetQueryValue", "username"},
+                  {"clusterIPAddress", "port", "consistency", "protocolVersion", "keyspace", "query",
+                   "targetQueryValue", "activationTargetQueryValue", "username"},
+                  {"password", "tls", "cert", "key", "ca"}),
+    "pulsar": ({"adminURL", "topic", "subscription"}, {"adminURL", "topic", "subscription", "msgBacklogThreshold",
+                                                       "activationMsgBacklogThreshold", "isPartitionedTopic", "tls",
+                                                       "authModes"},
+               {"bearerToken", "username", "password", "ca", "cert", "key"}),
+    "nsq": ({"nsqLookupdHTTPAddresses", "topic", "channel"},
+            {"nsqLookupdHTTPAddresses", "topic", "channel", "depthThreshold", "activationDepthThreshold", "useHttps",
+             "unsafeSsl"}, set()),
+}
+
+# driver -> (variables, KEDA trigger type, auth parameters from the Secret / ConfigMap, pod identity provider)
 CASES = {
     "aws-sqs": ({"PROCX_AWS_SQS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs"},
-                "aws-sqs-queue", {"queueURL", "queueLength", "awsRegion"}, {}),
-    "gcp-pubsub": ({"PROCX_GCP_PROJECT_ID": "proj", "PROCX_GCP_SUBSCRIPTION": "work"},
-                   "gcp-pubsub", {"subscriptionName", "mode", "value"}, {}),
-    "gcp-gcs": ({"PROCX_GCP_GCS_BUCKET": "inbox", "PROCX_GCP_GCS_KEY_PREFIX": "jobs/"},
-                "gcp-storage", {"bucketName", "targetObjectCount", "blobPrefix"}, {}),
+                "aws-sqs-queue", {}, "aws"),
+    "gcp-pubsub": ({"PROCX_GCP_PROJECT_ID": "proj", "PROCX_GCP_SUBSCRIPTION": "work"}, "gcp-pubsub", {}, "gcp"),
+    "gcp-gcs": ({"PROCX_GCP_GCS_BUCKET": "inbox", "PROCX_GCP_GCS_KEY_PREFIX": "jobs/"}, "gcp-storage", {}, "gcp"),
     "redis-list": ({"PROCX_REDIS_HOST": "redis", "PROCX_REDIS_KEY": "jobs", "PROCX_REDIS_PASSWORD": PASSWORD},
-                   "redis", {"address", "listName", "listLength"}, {"password": "PROCX_REDIS_PASSWORD"}),
+                   "redis", {"password": "PROCX_REDIS_PASSWORD"}, ""),
     "redis-stream": ({"PROCX_REDIS_HOST": "redis", "PROCX_REDIS_KEY": "events", "PROCX_REDIS_PASSWORD": PASSWORD,
                       "PROCX_REDIS_STREAM_CONSUMER_GROUP": "workers"},
-                     "redis-streams", {"address", "stream", "consumerGroup", "pendingEntriesCount"},
-                     {"password": "PROCX_REDIS_PASSWORD"}),
+                     "redis-streams", {"password": "PROCX_REDIS_PASSWORD"}, ""),
     "rabbitmq": ({"PROCX_RABBITMQ_URL": URL_SECRET, "PROCX_RABBITMQ_QUEUE": "jobs"},
-                 "rabbitmq", {"protocol", "queueName", "mode", "value"}, {"host": "PROCX_RABBITMQ_URL"}),
+                 "rabbitmq", {"host": "PROCX_RABBITMQ_URL"}, ""),
     "kafka": ({"PROCX_KAFKA_BROKERS": "k1:9092,k2:9092", "PROCX_KAFKA_TOPIC": "t", "PROCX_KAFKA_GROUP": "g",
                "PROCX_KAFKA_ENABLE_SASL": "true", "PROCX_KAFKA_SASL_TYPE": "plain",
                "PROCX_KAFKA_SASL_USERNAME": "app", "PROCX_KAFKA_SASL_PASSWORD": PASSWORD},
-              "kafka", {"bootstrapServers", "consumerGroup", "topic", "lagThreshold", "sasl"},
-              {"password": "PROCX_KAFKA_SASL_PASSWORD", "username": "PROCX_KAFKA_SASL_USERNAME"}),
+              "kafka", {"password": "PROCX_KAFKA_SASL_PASSWORD", "username": "PROCX_KAFKA_SASL_USERNAME"}, ""),
     "nats": ({"PROCX_NATS_URL": "nats://nats.default.svc:4222", "PROCX_NATS_SUBJECT": "jobs",
-              "PROCX_NATS_JETSTREAM": "true", "PROCX_NATS_STREAM": "JOBS", "PROCX_NATS_PASSWORD": PASSWORD},
-             "nats-jetstream", {"natsServerMonitoringEndpoint", "account", "stream", "consumer", "lagThreshold"}, {}),
+              "PROCX_NATS_JETSTREAM": "true", "PROCX_NATS_STREAM": "JOBS", "PROCX_NATS_DURABLE": "workers",
+              "PROCX_NATS_PASSWORD": PASSWORD}, "nats-jetstream", {}, ""),
     "postgres": ({"PROCX_PSQL_HOST": "pg", "PROCX_PSQL_USER": "app", "PROCX_PSQL_PASSWORD": PASSWORD,
                   "PROCX_PSQL_DATABASE": "db", "PROCX_PSQL_RETRIEVE_QUERY": "SELECT * FROM jobs LIMIT 1"},
-                 "postgresql", {"host", "port", "userName", "dbName", "sslmode", "query", "targetQueryValue"},
-                 {"password": "PROCX_PSQL_PASSWORD"}),
+                 "postgresql", {"password": "PROCX_PSQL_PASSWORD"}, ""),
     "mysql": ({"PROCX_MYSQL_HOST": "my", "PROCX_MYSQL_USER": "app", "PROCX_MYSQL_PASSWORD": PASSWORD,
                "PROCX_MYSQL_DATABASE": "db", "PROCX_MYSQL_RETRIEVE_QUERY": "SELECT * FROM jobs LIMIT 1"},
-              "mysql", {"host", "port", "username", "dbName", "query", "queryValue"},
-              {"password": "PROCX_MYSQL_PASSWORD"}),
+              "mysql", {"password": "PROCX_MYSQL_PASSWORD"}, ""),
     "mongodb": ({"PROCX_MONGO_HOST": "mongo", "PROCX_MONGO_USER": "app", "PROCX_MONGO_PASSWORD": PASSWORD,
                  "PROCX_MONGO_DATABASE": "db", "PROCX_MONGO_COLLECTION": "jobs",
                  "PROCX_MONGO_RETRIEVE_QUERY": '{"status": "new"}'},
-                "mongodb", {"dbName", "collection", "query", "queryValue"}, {"password": "PROCX_MONGO_PASSWORD"}),
+                "mongodb", {"password": "PROCX_MONGO_PASSWORD"}, ""),
     "elasticsearch": ({"PROCX_ELASTICSEARCH_ADDRESS": "http://es:9200", "PROCX_ELASTICSEARCH_USERNAME": "elastic",
                        "PROCX_ELASTICSEARCH_PASSWORD": PASSWORD, "PROCX_ELASTICSEARCH_RETRIEVE_INDEX": "jobs",
                        "PROCX_ELASTICSEARCH_RETRIEVE_QUERY": '{"query": {"term": {"status": "new"}}}'},
-                      "elasticsearch", {"addresses", "index", "query", "valueLocation", "targetValue"},
-                      {"password": "PROCX_ELASTICSEARCH_PASSWORD"}),
+                      "elasticsearch", {"password": "PROCX_ELASTICSEARCH_PASSWORD"}, ""),
     "activemq": ({"PROCX_ACTIVEMQ_ADDRESS": "amq:61613", "PROCX_ACTIVEMQ_TYPE": "queue", "PROCX_ACTIVEMQ_NAME": "jobs",
                   "PROCX_ACTIVEMQ_USERNAME": "admin", "PROCX_ACTIVEMQ_PASSWORD": PASSWORD},
-                 "activemq", {"managementEndpoint", "destinationName", "brokerName", "targetQueueSize"},
-                 {"password": "PROCX_ACTIVEMQ_PASSWORD", "username": "PROCX_ACTIVEMQ_USERNAME"}),
+                 "activemq", {"password": "PROCX_ACTIVEMQ_PASSWORD", "username": "PROCX_ACTIVEMQ_USERNAME"}, ""),
     "etcd": ({"PROCX_ETCD_HOSTS": "etcd:2379", "PROCX_ETCD_RETRIEVE_KEY": "jobs/", "PROCX_ETCD_USERNAME": "root",
               "PROCX_ETCD_PASSWORD": PASSWORD},
-             "etcd", {"endpoints", "watchKey", "value"},
-             {"password": "PROCX_ETCD_PASSWORD", "username": "PROCX_ETCD_USERNAME"}),
+             "etcd", {"password": "PROCX_ETCD_PASSWORD", "username": "PROCX_ETCD_USERNAME"}, ""),
+    "mssql": ({"PROCX_MSSQL_HOST": "sql", "PROCX_MSSQL_USER": "sa", "PROCX_MSSQL_PASSWORD": PASSWORD,
+               "PROCX_MSSQL_DATABASE": "db", "PROCX_MSSQL_RETRIEVE_QUERY": "SELECT TOP 1 * FROM jobs"},
+              "mssql", {"password": "PROCX_MSSQL_PASSWORD"}, ""),
+    "cassandra": ({"PROCX_CASSANDRA_HOSTS": "c1:9042,c2", "PROCX_CASSANDRA_USER": "app",
+                   "PROCX_CASSANDRA_PASSWORD": PASSWORD, "PROCX_CASSANDRA_KEYSPACE": "work",
+                   "PROCX_CASSANDRA_RETRIEVE_QUERY": "SELECT * FROM jobs LIMIT 1"},
+                  "cassandra", {"password": "PROCX_CASSANDRA_PASSWORD"}, ""),
+    "scylla": ({"PROCX_SCYLLA_HOSTS": "s1", "PROCX_SCYLLA_USER": "app", "PROCX_SCYLLA_PASSWORD": PASSWORD,
+                "PROCX_SCYLLA_KEYSPACE": "work", "PROCX_SCYLLA_RETRIEVE_QUERY": "SELECT * FROM jobs LIMIT 1"},
+               "cassandra", {"password": "PROCX_SCYLLA_PASSWORD"}, ""),
+    "pulsar": ({"PROCX_PULSAR_ADDRESS": "pulsar:6650", "PROCX_PULSAR_TOPIC": "jobs",
+                "PROCX_PULSAR_SUBSCRIPTION": "workers", "PROCX_PULSAR_AUTH_TOKEN": PASSWORD},
+               "pulsar", {"bearerToken": "PROCX_PULSAR_AUTH_TOKEN"}, ""),
+    "nsq": ({"PROCX_NSQ_NSQLOOKUPD_ADDRESS": "http://lookupd:4161", "PROCX_NSQ_TOPIC": "jobs",
+             "PROCX_NSQ_CHANNEL": "workers"}, "nsq", {}, ""),
 }
 
 
@@ -156,26 +226,48 @@ def check_triggers(triggers: list[dict], kinds: dict[str, dict]) -> None:
 
 @pytest.mark.parametrize("driver", sorted(CASES))
 def test_trigger_type_metadata_and_auth_per_driver(driver: str) -> None:
-    variables, kind, required, auth = CASES[driver]
+    variables, kind, auth, identity = CASES[driver]
     export = k8s.build(case_profile(driver), options())
+    assert not [w for w in export.warnings if "KEDA" in w], export.warnings  # nothing the scaler needs is missing
     docs = load(export)
     check_common(docs)
     kinds = by_kind(docs)
     (trigger,) = kinds["ScaledObject"]["spec"]["triggers"]
     assert trigger["type"] == kind
+    required, known, known_auth = KEDA[kind]
     assert required <= set(trigger["metadata"]), required - set(trigger["metadata"])
+    assert set(trigger["metadata"]) <= known, set(trigger["metadata"]) - known  # no name KEDA would not read
     refs = {}
-    if auth:
+    if auth or identity:
         spec = kinds["TriggerAuthentication"]["spec"]
         for source, kind_name in (("secretTargetRef", "Secret"), ("configMapTargetRef", "ConfigMap")):
             for ref in spec.get(source, []):
                 assert ref["name"] == kinds[kind_name]["metadata"]["name"]
                 assert ref["key"] in kinds[kind_name]["stringData" if kind_name == "Secret" else "data"]
                 refs[ref["parameter"]] = ref["key"]
+        assert spec.get("podIdentity", {}).get("provider", "") == identity
         assert trigger["authenticationRef"]["name"] == kinds["TriggerAuthentication"]["metadata"]["name"]
     else:
         assert "TriggerAuthentication" not in kinds and "authenticationRef" not in trigger
     assert refs == auth
+    assert set(refs) <= known_auth, set(refs) - known_auth
+
+
+@pytest.mark.parametrize(("driver", "drop", "missing"), [
+    ("aws-sqs", {"PROCX_AWS_SQS_QUEUE_URL": "https://queue.example/1/jobs"}, "awsRegion"),
+    ("nats", {"PROCX_NATS_STREAM": ""}, "stream"),
+    ("mongodb", {"PROCX_MONGO_PASSWORD": ""}, "username/password"),
+    ("elasticsearch", {"PROCX_ELASTICSEARCH_USERNAME": ""}, "username/password"),
+    ("activemq", {"PROCX_ACTIVEMQ_PASSWORD": ""}, "username/password"),
+    ("cassandra", {"PROCX_CASSANDRA_KEYSPACE": ""}, "keyspace"),
+    ("pulsar", {"PROCX_PULSAR_SUBSCRIPTION": ""}, "topic/subscription"),
+    ("nsq", {"PROCX_NSQ_NSQLOOKUPD_ADDRESS": ""}, "nsqLookupdHTTPAddresses"),
+])
+def test_what_a_scaler_needs_and_the_profile_lacks_is_a_warning(driver: str, drop: dict, missing: str) -> None:
+    p = case_profile(driver)
+    p.variables.update(drop)
+    export = k8s.build(p, options())
+    assert any(w.startswith(f"KEDA {CASES[driver][1]} scaler: {missing}") for w in export.warnings), export.warnings
 
 
 @pytest.mark.parametrize("driver", sorted(CASES))

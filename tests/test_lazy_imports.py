@@ -56,3 +56,15 @@ def test_every_declaration_imports_without_client_libraries() -> None:
     modules = {m.split(".")[0] for m in json.loads(done.stdout)}
     assert not modules & set(HEAVY)
     assert len(registry.names()) >= 34
+
+
+@pytest.mark.parametrize("driver", ["redis-list", "redis-stream", "redis-pubsub"])
+def test_pushx_to_redis_speaks_resp_without_redis_py(driver: str) -> None:
+    """pushx's redis sides use the small wire client (drivers/redis/wire.py): redis-py takes ~100 ms to import."""
+    key = f"procx-lazy-{driver}-{id(driver)}"
+    extra = ("-redis-stream-payload-field", "data") if driver == "redis-stream" else ()
+    status, modules = modules_after("pushx", "-driver", driver, "-redis-host", "127.0.0.1", "-redis-key", key,
+                                    *extra, "-in", "x")
+    assert status == 0
+    assert not modules & set(HEAVY)
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "del", key], capture_output=True, check=False)

@@ -109,6 +109,14 @@ def test_flags_only(homes: Path) -> None:
     assert saved is not None and profiles.find("f").command == ["cat"]
 
 
+def test_unanswered_secret_is_left_out_not_written_as_none(homes: Path) -> None:
+    wizard.run_wizard(args("--yes", "--name", "pg", "--procx-driver", "postgres", "--command", "true", "--set",
+                           "PROCX_PSQL_HOST=pg", "--set", "PROCX_PSQL_RETRIEVE_QUERY=SELECT 1", "--no-check"),
+                      out=io.StringIO())
+    variables = profiles.find("pg").variables
+    assert "PROCX_PSQL_PASSWORD" not in variables and "None" not in variables.values()
+
+
 def test_flags_only_missing_required_is_an_error(homes: Path) -> None:
     from core.errors import UsageError
 

@@ -17,11 +17,11 @@ Fixes over the original (procx.md §4.5, §7.4 #31; pushx.md §4.2):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
 import threading
+import time
 from collections.abc import Sequence
 
 from core.errors import ProviderError
@@ -34,6 +34,8 @@ from drivers.aws.common import fail as aws_fail
 NAME = "aws-sqs"
 MAX_WAIT = 20  # SQS long polling limit (seconds)
 BATCH = 10  # SendMessageBatch limit
+MAX_VISIBILITY = 43200  # seconds (12 hours)
+LOST = ("ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue")  # the receipt is no longer ours
 # characters SQS accepts in a message body (the XML 1.0 character set)
 _INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -80,7 +82,7 @@ def _validate(config) -> None:
     if config.side == PROCX:
         if not 0 <= config["aws-sqs-wait-time"] <= MAX_WAIT:
             raise ValueError(f"-aws-sqs-wait-time: must be 0 to {MAX_WAIT} seconds")
-        if not 0 <= config["aws-sqs-visibility-timeout"] <= 43200:
+        if not 0 <= config["aws-sqs-visibility-timeout"] <= MAX_VISIBILITY:
             raise ValueError("-aws-sqs-visibility-timeout: must be 0 to 43200 seconds (12 hours)")
     else:
         try:
@@ -124,7 +126,8 @@ SPEC = DriverSpec(
         "at-least-once",
         hold="visibility timeout, extended by a heartbeat while the child runs (a dead procx's message comes back "
              "after one visibility timeout)",
-        fail="visible again at once (ChangeMessageVisibility 0); attempt = ApproximateReceiveCount",
+        fail="visible again at once (ChangeMessageVisibility 0), or after -retry-backoff; attempt = "
+             "ApproximateReceiveCount (-max-attempts)",
         dead_letter="the queue's redrive policy (maxReceiveCount) moves repeatedly failed messages",
         pushx="SendMessage acknowledged by SQS (batches of 10 with SendMessageBatch; failures reported)",
         tested="emulator: moto 5.2.5 server (standard and FIFO queues)",
@@ -153,13 +156,15 @@ def body_text(payload: bytes) -> str:
 
 
 class _Held:
-    """The receipt of one received message (per-item state)."""
+    """The receipt of one received message (per-item state) and until when it is surely hidden (monotonic)."""
 
-    __slots__ = ("receipt", "message_id")
+    __slots__ = ("receipt", "message_id", "work", "until")
 
-    def __init__(self, receipt: str, message_id: str) -> None:
+    def __init__(self, receipt: str, message_id: str, until: float) -> None:
         self.receipt = receipt
         self.message_id = message_id
+        self.work: Work | None = None
+        self.until = until
 
 
 class SqsSource(Source):
@@ -189,7 +194,9 @@ class SqsSource(Source):
 
     # -- heartbeat --------------------------------------------------------------------------------------
     def _renew(self) -> None:
-        """Extend the visibility of every held message well before it runs out (a third of the timeout)."""
+        """Extend the visibility of every held message well before it runs out (a third of the timeout). A receipt
+        SQS no longer accepts, or no success for a whole visibility timeout, means the lease is lost: the work is
+        told (Work.lose) and procx stops its child."""
         interval = max(0.2, self.visibility / 3)
         while not self.stop.wait(interval):
             with self.lock:
@@ -197,10 +204,24 @@ class SqsSource(Source):
             for item in held:
                 # under the lock, so that clear/fail (which first drop the item under it) never race a renewal
                 # that would hide a failed message again; a passing network error: the next round tries again
-                with self.lock, contextlib.suppress(Exception):
-                    if item.receipt in self.held and not self.stop.is_set():
+                lost = ""
+                with self.lock:
+                    if item.receipt not in self.held or self.stop.is_set():
+                        continue
+                    try:
                         self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=item.receipt,
                                                            VisibilityTimeout=self.visibility)
+                        item.until = time.monotonic() + self.visibility
+                    except Exception as exc:  # noqa: BLE001 - any failure to renew: lost, or tried again
+                        if any(code in error_code(exc) for code in LOST):
+                            lost = (f"SQS refused to extend the visibility of message {item.message_id} "
+                                    f"({error_code(exc)})")
+                        elif time.monotonic() > item.until:
+                            lost = f"the visibility of message {item.message_id} could not be extended in time"
+                    if lost:
+                        self.held.pop(item.receipt, None)
+                if lost and item.work is not None:
+                    item.work.lose(lost)
 
     def _release(self, work: Work) -> _Held:
         held: _Held = work.handle
@@ -223,7 +244,7 @@ class SqsSource(Source):
         if not messages:
             return None
         m = messages[0]
-        held = _Held(m["ReceiptHandle"], m["MessageId"])
+        held = _Held(m["ReceiptHandle"], m["MessageId"], time.monotonic() + self.visibility)
         with self.lock:
             self.held[held.receipt] = held
         body = m.get("Body", "")
@@ -235,8 +256,10 @@ class SqsSource(Source):
         meta = {"attributes": attrs,
                 "message_attributes": {k: v.get("StringValue", v.get("BinaryValue"))
                                        for k, v in m.get("MessageAttributes", {}).items()}}
-        return Work(payload, m["MessageId"], attempt=int(attrs.get("ApproximateReceiveCount", "1")), handle=held,
-                    meta=meta)
+        work = Work(payload, m["MessageId"], attempt=int(attrs.get("ApproximateReceiveCount", "1")), handle=held,
+                    meta=meta, exact=True)
+        held.work = work
+        return work
 
     def clear(self, work: Work) -> None:
         held = self._release(work)
@@ -248,7 +271,9 @@ class SqsSource(Source):
     def fail(self, work: Work) -> None:
         held = self._release(work)
         try:
-            self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=held.receipt, VisibilityTimeout=0)
+            # visible again at once, or after procx's -retry-backoff delay (SQS allows at most 12 hours)
+            delay = min(MAX_VISIBILITY, math.ceil(work.retry_delay))
+            self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=held.receipt, VisibilityTimeout=delay)
         except self.errors as exc:
             raise aws_fail(self.config, f"cannot make message {held.message_id} visible again", exc,
                        self.endpoint) from None

@@ -22,11 +22,11 @@ import contextlib
 import os
 import re
 
-from core.errors import ProviderError, one_line
+from core.errors import ProviderError
 from core.options import BOTH, PROCX, Delivery, DriverSpec, Option
 from core.work import Sink, Source, Work
 from drivers.common import check_selection, move_ops, selector_options
-from drivers.gcp.common import EXTRA
+from drivers.gcp.common import EXTRA, google_error
 
 NAME = "gcp-gcs"
 CONNECT_TIMEOUT = 5.0  # seconds the start-up bucket check may take, retries included
@@ -40,22 +40,7 @@ def _endpoint() -> str:
 
 
 def _error(exc: BaseException, what: str) -> ProviderError:
-    from google.api_core import exceptions as gx
-    from google.auth import exceptions as ax
-
-    host = _endpoint()
-    if isinstance(exc, gx.RetryError) and exc.cause is not None:
-        exc = exc.cause
-    if isinstance(exc, ax.DefaultCredentialsError):
-        return ProviderError(f"driver {NAME}: no Google credentials found for {host} (set "
-                             "GOOGLE_APPLICATION_CREDENTIALS, or STORAGE_EMULATOR_HOST for an emulator)")
-    if isinstance(exc, gx.Forbidden | gx.Unauthorized):
-        return ProviderError(f"driver {NAME}: {host} refused to {what}: permission denied")
-    if isinstance(exc, gx.GoogleAPICallError):
-        return ProviderError(f"driver {NAME}: cannot {what} on {host}: {one_line(exc)}")
-    reason = re.search(r"\[Errno -?\d+\] ([^\"')]+)", str(exc))
-    return ProviderError(f"driver {NAME}: cannot reach {host} to {what}: "
-                         f"{reason[1].strip() if reason else one_line(exc)}")
+    return google_error(NAME, _endpoint(), "STORAGE_EMULATOR_HOST", exc, what)
 
 
 def _retry(timeout: float):

@@ -27,10 +27,10 @@ import threading
 import time
 from collections.abc import Sequence
 
-from core.errors import ProviderError, UsageError, one_line
+from core.errors import ProviderError, UsageError
 from core.options import PROCX, PUSHX, Delivery, DriverSpec, Option
 from core.work import Sink, Source, Work
-from drivers.gcp.common import EXTRA, GCP_OPTIONS
+from drivers.gcp.common import EXTRA, GCP_OPTIONS, google_error
 
 NAME = "gcp-pubsub"
 CONNECT_TIMEOUT = 5.0  # seconds the start-up check (subscription/topic lookup) may take, retries included
@@ -70,21 +70,7 @@ def _path(config, kind: str, name: str) -> str:
 
 
 def _error(exc: BaseException, what: str) -> ProviderError:
-    """A ProviderError naming the driver, the endpoint and what failed, in one line."""
-    from google.api_core import exceptions as gx
-    from google.auth import exceptions as ax
-
-    host = _endpoint()
-    if isinstance(exc, gx.RetryError) and exc.cause is not None:
-        exc = exc.cause
-    if isinstance(exc, ax.DefaultCredentialsError):
-        return ProviderError(f"driver {NAME}: no Google credentials found for {host} (set "
-                             "GOOGLE_APPLICATION_CREDENTIALS, or PUBSUB_EMULATOR_HOST for an emulator)")
-    if isinstance(exc, gx.ServiceUnavailable | gx.DeadlineExceeded):
-        return ProviderError(f"driver {NAME}: cannot reach {host} to {what}: {one_line(exc)}")
-    if isinstance(exc, gx.PermissionDenied | gx.Unauthenticated):
-        return ProviderError(f"driver {NAME}: {host} refused to {what}: permission denied ({one_line(exc)})")
-    return ProviderError(f"driver {NAME}: cannot {what} on {host}: {one_line(exc)}")
+    return google_error(NAME, _endpoint(), "PUBSUB_EMULATOR_HOST", exc, what)
 
 
 def _retry(timeout: float):

@@ -1,5 +1,6 @@
 """What redis-list, redis-pubsub and redis-stream share: the options (address, password, key, TLS), the client
-(binary-safe, no hidden retries, TLS context from the Tls declaration), error translation, and the lease keeper.
+(binary-safe, no hidden retries, TLS context from the Tls declaration), the wire client of the pushx sides and
+error translation.
 
 The client library (redis-py) is imported only inside the functions that connect.
 """
@@ -7,10 +8,8 @@ The client library (redis-py) is imported only inside the functions that connect
 from __future__ import annotations
 
 import contextlib
-import itertools
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from core.errors import ProcxError, ProviderError
 from core.options import Option
@@ -61,8 +60,9 @@ def _one_line(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def errors(config, what: str = "") -> Iterator[None]:
-    """Turn redis-py's exceptions into one-line ProviderErrors naming the driver, host and port."""
-    import redis.exceptions as rex
+    """Turn redis-py's and the wire client's exceptions into one-line ProviderErrors naming the driver, host and
+    port (redis-py is imported only when one of its exceptions is to be told apart)."""
+    from drivers.redis import wire
 
     host, port = address(config)
     where = f"driver {config.driver}: redis at {host}:{port}"
@@ -71,16 +71,32 @@ def errors(config, what: str = "") -> Iterator[None]:
         yield
     except ProcxError:
         raise
-    except rex.AuthenticationError as exc:
-        raise ProviderError(f"{where}: authentication failed{doing}: {_one_line(exc)}") from exc
-    except (rex.ConnectionError, rex.TimeoutError) as exc:
+    except wire.WireError as exc:
         raise ProviderError(f"{where} is unreachable{doing}: {_one_line(exc)}") from exc
-    except rex.ResponseError as exc:
+    except wire.ReplyError as exc:
+        text = _one_line(exc)
+        if text.startswith(("NOAUTH", "WRONGPASS", "ERR AUTH", "ERR invalid password")):
+            raise ProviderError(f"{where}: authentication failed{doing}: {text}") from exc
+        raise ProviderError(f"{where}: {what or 'command'} failed: {text}") from exc
+    except Exception as exc:
+        _redis_py_error(exc, where, what, doing)
+        raise
+
+
+def _redis_py_error(exc: Exception, where: str, what: str, doing: str) -> None:
+    """Raise the ProviderError for one of redis-py's exceptions (return for anything else)."""
+    import redis.exceptions as rex
+
+    if isinstance(exc, rex.AuthenticationError):
+        raise ProviderError(f"{where}: authentication failed{doing}: {_one_line(exc)}") from exc
+    if isinstance(exc, rex.ConnectionError | rex.TimeoutError):
+        raise ProviderError(f"{where} is unreachable{doing}: {_one_line(exc)}") from exc
+    if isinstance(exc, rex.ResponseError):
         text = _one_line(exc)
         if text.startswith(("NOAUTH", "WRONGPASS")):
             raise ProviderError(f"{where}: authentication failed{doing}: {text}") from exc
         raise ProviderError(f"{where}: {what or 'command'} failed: {text}") from exc
-    except rex.RedisError as exc:
+    if isinstance(exc, rex.RedisError):
         raise ProviderError(f"{where}: {what or 'command'} failed: {_one_line(exc)}") from exc
 
 
@@ -132,54 +148,17 @@ def client(config, *, health_check: float = 0):
     return conn
 
 
+def wire_client(config):
+    """A connected (AUTHed or PINGed) wire.Connection: what the pushx sides use (see drivers.redis.wire)."""
+    from drivers.redis import wire
+
+    host, port = address(config)
+    with errors(config, "connect"):
+        return wire.Connection(host, port, password=config["redis-password"] or None, context=TLS.context(config),
+                               connect_timeout=CONNECT_TIMEOUT, timeout=READ_TIMEOUT)
+
+
 def close_client(conn) -> None:
     if conn is not None:
         with contextlib.suppress(Exception):
             conn.connection_pool.disconnect()
-
-
-class Keeper:
-    """Keeps the leases of the items a Source holds alive while their children run.
-
-    A background thread calls `renew(handle)` for every held item every `interval` seconds; when procx dies
-    the thread dies with it and the leases expire, so the items come back. Errors are ignored (the next
-    round retries; a lease that could not be renewed in time simply expires: at-least-once).
-    """
-
-    def __init__(self, interval: float, renew: Callable[[object], object]) -> None:
-        self.interval = max(0.05, interval)
-        self.renew = renew
-        self.held: dict[int, object] = {}
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.tokens = itertools.count(1)
-
-    def hold(self, handle: object) -> int:
-        token = next(self.tokens)
-        with self.lock:
-            self.held[token] = handle
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="procx-redis-lease", daemon=True)
-                self.thread.start()
-        return token
-
-    def release(self, token: int) -> None:
-        with self.lock:
-            self.held.pop(token, None)
-
-    def _run(self) -> None:
-        while not self.stop.wait(self.interval):
-            with self.lock:
-                handles = list(self.held.values())
-            for handle in handles:
-                if self.stop.is_set():
-                    return
-                with contextlib.suppress(Exception):
-                    self.renew(handle)
-
-    def close(self) -> None:
-        self.stop.set()
-        thread = self.thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=2)

@@ -24,24 +24,24 @@ from collections.abc import Sequence
 
 from core.options import PROCX, Delivery, DriverSpec, Option
 from core.work import Sink, Source, Work
+from drivers.common import Keeper
 from drivers.redis.common import (
     EXTRA,
     MAX_BLOCK,
     REQUIRES,
-    Keeper,
-    client,
-    close_client,
     errors,
     redis_options,
     validate_common,
+    wire_client,
 )
+from drivers.redis.wire import Script
 
 ORPHAN_SCAN = 100  # processing-list items checked for a missing lease per scan
 
 # KEYS: list, processing, leases. ARGV: visibility ms, scan for orphans (0/1), take one (0/1), orphan scan size.
 # Every lease names an item of the processing list, so an item without a lease can exist only while the processing
 # list is longer than the lease set: only then is it scanned (equal payloads in flight also make it longer).
-TAKE = """
+TAKE = Script("""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local vt = tonumber(ARGV[1])
@@ -63,23 +63,31 @@ if ARGV[3] == '1' then
   end
 end
 return false
-"""
+""")
 
 # KEYS: leases. ARGV: visibility ms, item, only-if-present (0/1): lease (or renew) one item from now.
-LEASE = """
+LEASE = Script("""
 local t = redis.call('TIME')
 local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
 if ARGV[3] == '1' then return redis.call('ZADD', KEYS[1], 'XX', 'GT', 'CH', deadline, ARGV[2]) end
 return redis.call('ZADD', KEYS[1], 'GT', deadline, ARGV[2])
-"""
+""")
 
-# KEYS: list, processing, leases. ARGV: item, back (0 clear / 1 fail: to the tail of the list).
-FINISH = """
+# KEYS: list, processing, leases. ARGV: item, back (0 clear / 1 fail: to the tail of the list), delay ms. A fail
+# with a delay leaves the item in the processing list with its lease set to expire after the delay: the next get
+# after that moves it back to the tail of the list, as for a procx that died.
+FINISH = Script("""
+if ARGV[2] == '1' and tonumber(ARGV[3]) > 0 and redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[3], 'XX', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3]),
+             ARGV[1])
+  return 1
+end
 local n = redis.call('LREM', KEYS[2], 1, ARGV[1])
 if n > 0 and ARGV[2] == '1' then redis.call('RPUSH', KEYS[1], ARGV[1]) end
 if not redis.call('LPOS', KEYS[2], ARGV[1]) then redis.call('ZREM', KEYS[3], ARGV[1]) end
 return n
-"""
+""")
 
 
 def keys(config) -> tuple[str, str, str]:
@@ -100,27 +108,33 @@ def _validate(config) -> None:
 
 
 class RedisListSource(Source):
+    """Takes items with the TAKE script over the wire client; the keeper thread renews leases on a connection of
+    its own (a wire connection serves one thread)."""
+
     def open(self) -> None:
-        self.conn = None
-        self.keeper = None
+        self.conn = self.keeper_conn = self.keeper = None
         self.keys = keys(self.config)
         self.vt_ms = max(10, int(self.config["redis-visibility-timeout"] * 1000))
-        self.conn = client(self.config)
-        self.take = self.conn.register_script(TAKE)
-        self.lease = self.conn.register_script(LEASE)
-        self.finish = self.conn.register_script(FINISH)
+        self.conn = wire_client(self.config)
         self.keeper = Keeper(self.vt_ms / 3000, self._renew)
         self.next_scan = 0.0  # the first get looks for orphans at once
 
     def _renew(self, value: bytes) -> None:
-        self.lease(keys=[self.keys[2]], args=[self.vt_ms, value, 1])
+        if self.keeper_conn is None:
+            self.keeper_conn = wire_client(self.config)
+        try:
+            LEASE(self.keeper_conn, [self.keys[2]], [self.vt_ms, value, 1])
+        except Exception:
+            self.keeper_conn.close()  # the next round connects again
+            self.keeper_conn = None
+            raise
 
     def _take(self, take: bool) -> bytes | None:
         now = time.monotonic()
         scan = now >= self.next_scan
         if scan:
             self.next_scan = now + self.vt_ms / 2000
-        return self.take(keys=list(self.keys), args=[self.vt_ms, int(scan), int(take), ORPHAN_SCAN])
+        return TAKE(self.conn, self.keys, [self.vt_ms, int(scan), int(take), ORPHAN_SCAN])
 
     def get(self, wait: float) -> Work | None:
         key, processing, leases = self.keys
@@ -132,11 +146,11 @@ class RedisListSource(Source):
                 if left < 0.01:
                     return None
                 block = round(max(0.01, min(left, MAX_BLOCK, self.vt_ms / 1000)), 3)  # 0 would block forever
-                value = self.conn.blmove(key, processing, block, "LEFT", "RIGHT")
+                value = self.conn.call("BLMOVE", key, processing, "LEFT", "RIGHT", block)
                 if value is None:
                     self._take(False)  # bring expired items back while waiting
                     continue
-                self.lease(keys=[leases], args=[self.vt_ms, value, 0])
+                LEASE(self.conn, [leases], [self.vt_ms, value, 0])
         token = self.keeper.hold(value)
         return Work(bytes(value), None, handle=(value, token))
 
@@ -144,7 +158,8 @@ class RedisListSource(Source):
         value, token = work.handle
         self.keeper.release(token)
         with errors(self.config, "fail work" if back else "clear work"):
-            self.finish(keys=list(self.keys), args=[value, int(back)])
+            delay_ms = int(work.retry_delay * 1000) if back else 0
+            FINISH(self.conn, self.keys, [value, int(back), delay_ms])
 
     def clear(self, work: Work) -> None:
         self._finish(work, back=False)
@@ -156,17 +171,19 @@ class RedisListSource(Source):
         """Items waiting in the list (LLEN), as KEDA's redis scaler reads it: the items in the processing list
         (being worked on, or of a procx that died and not yet moved back) are not counted."""
         with errors(self.config, "read the list length"):
-            return int(self.conn.llen(self.keys[0]))
+            return int(self.conn.call("LLEN", self.keys[0]))
 
     def close(self) -> None:
         if getattr(self, "keeper", None) is not None:
             self.keeper.close()
-        close_client(getattr(self, "conn", None))
+        for conn in (getattr(self, "conn", None), getattr(self, "keeper_conn", None)):
+            if conn is not None:
+                conn.close()
 
 
 class RedisListSink(Sink):
     def open(self) -> None:
-        self.conn = client(self.config)
+        self.conn = wire_client(self.config)
 
     def push(self, payload: bytes) -> str | None:
         return self.push_many([payload])[0]
@@ -174,11 +191,12 @@ class RedisListSink(Sink):
     def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
         if payloads:
             with errors(self.config, "push"):
-                self.conn.rpush(self.config["redis-key"], *payloads)
+                self.conn.call("RPUSH", self.config["redis-key"], *payloads)
         return [None] * len(payloads)
 
     def close(self) -> None:
-        close_client(getattr(self, "conn", None))
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
 
 
 SPEC = DriverSpec(
@@ -204,7 +222,8 @@ SPEC = DriverSpec(
         "at-least-once",
         hold="LMOVE into a processing list + a lease renewed while the child runs; a dead procx's items come "
              "back after -redis-visibility-timeout",
-        fail="moved back to the tail of the list (retried after the items already waiting)",
+        fail="moved back to the tail of the list (retried after the items already waiting); with -retry-backoff it "
+             "stays leased for the delay, then the next get moves it back",
         pushx="RPUSH acknowledged by the server (durable only as far as the server persists)",
         tested="real server: Redis 7.0",
     ),

@@ -21,7 +21,16 @@ from collections.abc import Sequence
 from core.errors import ProviderError
 from core.options import PROCX, Delivery, DriverSpec
 from core.work import Sink, Source, Work
-from drivers.redis.common import EXTRA, REQUIRES, client, close_client, errors, redis_options, validate_common
+from drivers.redis.common import (
+    EXTRA,
+    REQUIRES,
+    client,
+    close_client,
+    errors,
+    redis_options,
+    validate_common,
+    wire_client,
+)
 
 HEALTH_CHECK = 15.0  # seconds of silence after which the subscribed connection is PINGed
 
@@ -75,23 +84,19 @@ class RedisPubSubSource(Source):
 
 class RedisPubSubSink(Sink):
     def open(self) -> None:
-        self.conn = client(self.config)
+        self.conn = wire_client(self.config)
 
     def push(self, payload: bytes) -> str | None:
-        with errors(self.config, "publish"):
-            self.conn.publish(self.config["redis-key"], payload)
-        return None
+        return self.push_many([payload])[0]
 
     def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
         with errors(self.config, "publish"):
-            pipe = self.conn.pipeline(transaction=False)
-            for payload in payloads:
-                pipe.publish(self.config["redis-key"], payload)
-            pipe.execute()
+            self.conn.pipeline([("PUBLISH", self.config["redis-key"], payload) for payload in payloads])
         return [None] * len(payloads)
 
     def close(self) -> None:
-        close_client(getattr(self, "conn", None))
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
 
 
 SPEC = DriverSpec(

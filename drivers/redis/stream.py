@@ -27,6 +27,7 @@ that single field instead of decoding a JSON object).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -37,16 +38,17 @@ from core.errors import ProviderError, UsageError
 from core.options import BOTH, PROCX, PUSHX, Delivery, DriverSpec, Option
 from core.template import Result, go_json
 from core.work import Sink, Source, Work
+from drivers.common import Keeper
 from drivers.redis.common import (
     EXTRA,
     MAX_BLOCK,
     REQUIRES,
-    Keeper,
     client,
     close_client,
     errors,
     redis_options,
     validate_common,
+    wire_client,
 )
 
 DEFAULT_GROUP = "procx"
@@ -188,16 +190,17 @@ class RedisStreamSource(Source):
         except ProviderError:
             self.keeper.release(token)
             raise
-        return Work(payload, text_id, attempt=attempt, handle=(entry_id, token))
+        return Work(payload, text_id, attempt=attempt, handle=(entry_id, token), exact=True)
 
     def _finish(self, work: Work, op: str, failed: bool) -> None:
         entry_id, token = work.handle
         self.keeper.release(token)
         with errors(self.config, "fail work" if failed else "clear work"):
             if failed and not op:
-                # stay pending, but look idle for long enough that the next get (of any procx) claims it
-                self.conn.xclaim(self.key, self.group, self.consumer, 0, [entry_id], idle=self.idle_ms,
-                                 justid=True)
+                # stay pending, but look idle for long enough that the next get (of any procx) claims it: at once,
+                # or after procx's -retry-backoff delay (at most -redis-stream-claim-idle)
+                idle = max(0, self.idle_ms - int(work.retry_delay * 1000))
+                self.conn.xclaim(self.key, self.group, self.consumer, 0, [entry_id], idle=idle, justid=True)
                 self.cursor = "0-0"
                 return
             pipe = self.conn.pipeline(transaction=True)
@@ -211,6 +214,23 @@ class RedisStreamSource(Source):
 
     def fail(self, work: Work) -> None:
         self._finish(work, self.config["redis-stream-fail-op"], failed=True)
+
+    def depth(self) -> int:
+        """Entries not yet delivered to the group (XINFO GROUPS lag, Redis 7+), the number KEDA's redis-streams
+        scaler reads in lagCount mode: entries delivered but not acknowledged are not counted."""
+        with errors(self.config, "read the consumer group's lag"):
+            for info in self.conn.xinfo_groups(self.key):
+                name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+                if name != self.group:
+                    continue
+                if info.get("lag") is not None:
+                    return int(info["lag"])
+                # Redis cannot tell the lag after entries were deleted in the middle: count what follows the
+                # group's last delivered entry instead
+                last = info["last-delivered-id"]
+                last = last.decode() if isinstance(last, bytes) else last
+                return len(self.conn.xrange(self.key, f"({last}", "+"))
+            return int(self.conn.xlen(self.key))
 
     def close(self) -> None:
         if getattr(self, "keeper", None) is not None:
@@ -267,7 +287,7 @@ def entry_fields(payload: bytes) -> dict[str, str]:
 
 class RedisStreamSink(Sink):
     def open(self) -> None:
-        self.conn = client(self.config)
+        self.conn = wire_client(self.config)
 
     def _fields(self, payload: bytes) -> dict:
         field = self.config["redis-stream-payload-field"]
@@ -279,13 +299,10 @@ class RedisStreamSink(Sink):
     def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
         entries = [self._fields(p) for p in payloads]  # every payload is checked before anything is added
         message_id = self.config["redis-message-id"] or "*"
+        key = self.config["redis-key"]
         with errors(self.config, "push"):
-            if len(entries) == 1:  # a plain command: its error names no payload data
-                return [self._decode(self.conn.xadd(self.config["redis-key"], entries[0], id=message_id))]
-            pipe = self.conn.pipeline(transaction=False)
-            for fields in entries:
-                pipe.xadd(self.config["redis-key"], fields, id=message_id)
-            ids = pipe.execute()
+            ids = self.conn.pipeline([("XADD", key, message_id, *itertools.chain.from_iterable(fields.items()))
+                                      for fields in entries])
         return [self._decode(i) for i in ids]
 
     @staticmethod
@@ -293,7 +310,8 @@ class RedisStreamSink(Sink):
         return ident.decode() if isinstance(ident, bytes) else None if ident is None else str(ident)
 
     def close(self) -> None:
-        close_client(getattr(self, "conn", None))
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
 
 
 SPEC = DriverSpec(
@@ -336,7 +354,8 @@ SPEC = DriverSpec(
         "at-least-once",
         hold="consumer-group pending entry, kept fresh while the child runs; a dead procx's entries are claimed "
              "(XAUTOCLAIM) after -redis-stream-claim-idle",
-        fail="stays pending and is claimed again at once (delivery count = attempt); fail-op ack/del drop it",
+        fail="stays pending and is claimed again at once, or after -retry-backoff (at most the claim idle time); "
+             "the delivery count is the attempt (-max-attempts); fail-op ack/del drop it",
         pushx="XADD acknowledged by the server (durable only as far as the server persists)",
         tested="real server: Redis 7.0",
     ),

@@ -1,8 +1,9 @@
-"""The SQL drivers' shared part (postgres as `psql`, cockroach, mysql; mssql uses the option builders).
+"""The SQL drivers' shared part (postgres as `psql`, cockroach, mysql, mssql), also serving the CQL drivers.
 
 Option builders, cross-option validation, statement building (templates -> bound parameters), the rows JSON of
 procx.md §3.2/§4.9, and the generic Source (procx) and Sink (pushx) over a small `Database` adapter that each
-server implements (postgres.py, mysql.py). No client library is imported here.
+server implements (postgres.py, mysql.py, mssql.py; drivers/cql/common.py for cassandra and scylla). No client
+library is imported here.
 
 Statements
   * `{{…}}` templates in a clear/fail/pushx query become bound parameters (core.template.bind): a bare
@@ -49,17 +50,22 @@ _ESCAPED = re.compile(r"\\(.)", re.S)
 
 # ---------------------------------------------------------------------------------------------- declarations
 def sql_options(prefix: str, port: int, placeholders: str) -> list[Option]:
-    """Server and credentials, procx's retrieve/clear/fail statements and pushx's statement for `-<prefix>-…`.
-
-    Names, kinds and defaults are the originals'; the statement help says how templates bind here, and pushx's
-    query is required (the original exited 0 having written nothing, pushx.md §6 #9)."""
-    opts = [
+    """Server and credentials, procx's retrieve/clear/fail statements and pushx's statement for `-<prefix>-…`."""
+    return [
         Option(f"{prefix}-host", help="database server host name or address"),
         Option(f"{prefix}-port", "int", port, help="database server port"),
         Option(f"{prefix}-user", help="user to log in as"),
         Option(f"{prefix}-password", help="password of the user", secret=True),
         Option(f"{prefix}-database", help="database to connect to"),
+        *statement_options(prefix, "SQL", placeholders, f"PUSHX_{prefix.upper()}_QUERY_PARAMS"),
     ]
+
+
+def statement_options(prefix: str, language: str, placeholders: str, pushx_params_env: str = "") -> list[Option]:
+    """procx's retrieve/clear/fail statements and pushx's statement (SQL or CQL) for `-<prefix>-…`.
+
+    Names, kinds and defaults are the originals'; the statement help says how templates bind here, and pushx's
+    query is required (the original exited 0 having written nothing, pushx.md §6 #9)."""
     ph = f"placeholders {placeholders}"
     bound = "{{0.col}} templates in it become bound parameters (never text), '…{{0.col}}…' one string parameter"
     params = ("comma-separated params: literals; {{0.col}} takes a retrieved value (text around it is kept); "
@@ -67,23 +73,22 @@ def sql_options(prefix: str, port: int, placeholders: str) -> list[Option]:
     better = {
         f"{prefix}-retrieve-field": "GJSON path into the rows JSON used as payload (default: all rows); one binary "
                                     "column value (0.payload) gives its exact bytes; empty result = no work",
-        f"{prefix}-clear-query": f"SQL run after success (empty: nothing); {ph}, or {bound}",
-        f"{prefix}-fail-query": f"SQL run after failure (empty: nothing); {ph}, or {bound}",
+        f"{prefix}-clear-query": f"{language} run after success (empty: nothing); {ph}, or {bound}",
+        f"{prefix}-fail-query": f"{language} run after failure (empty: nothing); {ph}, or {bound}",
         f"{prefix}-clear-params": params,
         f"{prefix}-fail-params": params,
-        f"{prefix}-query": f"SQL run once per payload; {ph}, or {{{{field}}}} templates of the JSON payload, bound "
-                           "as parameters ({{pushx_payload}}: the payload itself)",
+        f"{prefix}-query": f"{language} run once per payload; {ph}, or {{{{field}}}} templates of the JSON payload, "
+                           "bound as parameters ({{pushx_payload}}: the payload itself)",
         f"{prefix}-params": "comma-separated params for the placeholders: literals; {{field}} takes a field of the "
                             "JSON payload (text around it is kept); {{pushx_payload}} the payload itself (its exact "
                             "bytes for a binary column). Given as a flag, it replaces the variable (the original "
                             "appended them)",
     }
-    for opt in query_options(prefix, "SQL", placeholders, retrieve_required=True,
-                             pushx_params_env=f"PUSHX_{prefix.upper()}_QUERY_PARAMS"):
+    opts = query_options(prefix, language, placeholders, retrieve_required=True, pushx_params_env=pushx_params_env)
+    for opt in opts:
         opt.help = better.get(opt.name, opt.help)
         if opt.name == f"{prefix}-query":
             opt.required = frozenset({PUSHX})
-        opts.append(opt)
     return opts
 
 
@@ -105,13 +110,15 @@ def query_key_option(prefix: str) -> Option:
                   help="unused by the original procx; accepted for compatibility, has no effect")
 
 
-def transaction_option(prefix: str) -> Option:
-    """`-<prefix>-transaction` (ours): hold the retrieve query's transaction open until clear/fail."""
+def transaction_option(prefix: str, locking_query: str = "SELECT … ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+                       ) -> Option:
+    """`-<prefix>-transaction` (ours): hold the retrieve query's transaction open until clear/fail.
+    `locking_query`: how the server's SQL spells a retrieve query that locks one row and skips locked ones."""
     return Option(
         f"{prefix}-transaction", "bool", sides=PROCX, extension=True, group="retrieve",
         help="at-least-once: run the retrieve query, then the clear or fail query, in one transaction kept open "
-             "while the child runs, committed after clear/fail. With a retrieve query like SELECT … ORDER BY id "
-             "LIMIT 1 FOR UPDATE SKIP LOCKED the row stays locked (skipped by other workers) until then, and if "
+             f"while the child runs, committed after clear/fail. With a retrieve query like {locking_query} "
+             "the row stays locked (skipped by other workers) until then, and if "
              "procx dies the server rolls back and the row is offered again at once. The child must not update "
              "those rows itself through another connection (it would wait for the lock). Without it every "
              "statement commits on its own and the retrieve query claims nothing (as the original)")
@@ -344,7 +351,7 @@ class SqlSource(Source):
 
     def open(self) -> None:
         self.db = self.database(self.config, self.prefix)
-        self.held = bool(self.config[f"{self.prefix}-transaction"])
+        self.held = bool(self.config.get(f"{self.prefix}-transaction"))  # CQL has no transactions
         self.open_transaction = 0  # the transaction (count) still open on the connection, 0: none
         self.count = 0
         self.db.connect(autocommit=not self.held)
@@ -406,6 +413,25 @@ class SqlSource(Source):
                 raise
             self._release()
             raise statement_error(self.db, option, exc) from exc
+
+    def scale_depth(self, query: str) -> int:
+        """The answer of a count query (the first column of its first row): what KEDA's SQL scalers read."""
+        sql, values = self.db.dialect.literal(query, ())
+        try:
+            result = self.db.execute(sql, values)
+            if self.held:
+                self._rollback()
+        except Exception as exc:
+            if not self.db.is_database_error(exc):
+                raise
+            reason = scrub(self.db.error_text(exc), self.config)
+            raise ProviderError(f"driver {self.config.driver}: the scale query failed on {self.db.where()}: "
+                                f"{reason}") from exc
+        try:
+            return int(result.rows[0][0])
+        except (IndexError, TypeError, ValueError):
+            raise ProviderError(f"driver {self.config.driver}: the scale query must return one number (SELECT "
+                                "count(*) ...)") from None
 
     def _release(self) -> None:
         if self.open_transaction:

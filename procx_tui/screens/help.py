@@ -23,6 +23,7 @@ KEYS = (
     ("c", "duplicate the highlighted profile"),
     ("delete", "delete the highlighted profile (asks first)"),
     ("k", "check the highlighted profile's connection (in a separate process)"),
+    ("K", "export the highlighted profile as Kubernetes + KEDA manifests (previewed; ctrl+s writes the file)"),
     ("o", "open the run's whole log in $PAGER"),
     ("f", "follow the log, or stop following"),
     ("/", "search the log (enter goes back to the log)"),
@@ -31,7 +32,7 @@ KEYS = (
     ("q", "quit (runs keep going)"),
 )
 COMMANDS = ("Every action is also a command: procx-tui run, runs, logs -f, stop, restart, rm, profiles, wizard, "
-            "check.")
+            "check, depth, export k8s.")
 
 
 def help_text() -> Group:

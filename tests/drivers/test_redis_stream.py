@@ -293,3 +293,25 @@ def test_two_daemons_with_two_workers_take_each_entry_once(key: str, tmp_path: P
     info = group_info(key)
     assert info["pending"] == 0 and info["lag"] == 0
     assert client().xinfo_consumers(key, "procx") == []  # the defaulted consumers left the group when they closed
+
+
+# -- queue depth (procx-tui depth / check; the number KEDA's redis-streams scaler reads in lagCount mode) -----
+def test_depth_is_the_group_lag_without_pending_entries(key: str) -> None:
+    conn = client()
+    try:
+        for i in range(5):
+            conn.xadd(key, {"data": f"job-{i}"})
+        source = api._source(args(key, "-redis-stream-payload-field", "data"), clean_env())
+        try:
+            assert source.depth() == 5  # the group was created from the first entry: nothing delivered yet
+            work = api._take(source, 0)
+            assert work is not None
+            assert source.depth() == 4 == int(group_info(key)["lag"])  # delivered, pending: not counted
+            source.fail(work)  # stays pending (claimed again later), still not in the lag
+            assert source.depth() == 4
+            conn.xadd(key, {"data": "late"})
+            assert source.depth() == 5
+        finally:
+            source.close()
+    finally:
+        conn.close()

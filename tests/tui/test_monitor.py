@@ -93,11 +93,13 @@ def test_counting_without_parsing_agrees_with_events(tmp_path) -> None:
         lines += [event(NOW + i, "got", id=str(i)), f'{{"id": {i}, "app": "not procx"}}', "plain output",
                   event(NOW + i + 0.5, "failed" if i % 7 == 0 else "cleared", id=str(i)),
                   '{"time": 1, "level": "info", "app": "pushx", "msg": "a message"}',
-                  "partial output" + event(NOW + i, "pushed", app="pushx")]
+                  "partial output" + event(NOW + i, "pushed", app="pushx"),
+                  event(NOW + i, "pushed", app="pushx", messages=i % 5 + 1, bytes=10)]  # a pushx -bulk batch
     log = tmp_path / "output.log"
     log.write_text("\n".join(lines) + "\n")
     tail, events = Tail(log, keep=100).read(), Events(log, keep=100).read()
     assert tail.counts == events.counts and list(tail.recent) == list(events.recent)
+    assert events.counts["pushed"] == 500 + sum(i % 5 + 1 for i in range(500))
     assert list(tail.lines) == list(events.lines)
     total, new = tail.lines.since(tail.lines.total - 100)
     assert new == list(events.lines)

@@ -151,3 +151,21 @@ def test_help(snap_compare, homes) -> None:
         await settled(pilot, shows="Close")
 
     assert snap_compare(app_for(homes), terminal_size=SIZE, run_before=run_before)
+
+
+def test_kubernetes_export(snap_compare, homes) -> None:
+    scene(homes)
+
+    async def run_before(pilot) -> None:
+        await settled(pilot)
+        table = pilot.app.query_one(ProfilesTable)
+        table.focus()
+        table.select_key("cache-to-queue")  # holds a password: the preview masks it
+        await pilot.pause()
+        await pilot.press("K")
+        await settled(pilot, shows="Save YAML")
+        for field in pilot.app.screen.query(Input):
+            field.cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(app_for(homes), terminal_size=SIZE, run_before=run_before)
