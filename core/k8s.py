@@ -252,14 +252,17 @@ def trigger_rabbitmq(v: _Values, opts: Options) -> Trigger:
 
 def trigger_kafka(v: _Values, opts: Options) -> Trigger:
     md = {"bootstrapServers": v("kafka-brokers"), "consumerGroup": v("kafka-group"), "topic": v("kafka-topic"),
-          "lagThreshold": str(opts.target)}
+          "lagThreshold": str(opts.target), "offsetResetPolicy": "earliest"}  # a new group starts at the earliest
     trigger = Trigger("kafka", _activation(opts, "activationLagThreshold", md))
+    if not v("kafka-group"):
+        trigger.missing.append("consumerGroup: set -kafka-group (without a group procx replays the topic: no lag)")
     if v.flag("kafka-enable-tls"):
         md["tls"] = "enable"
         if v.flag("kafka-tls-insecure"):
             md["unsafeSsl"] = "true"
     if v.flag("kafka-enable-sasl"):
-        md["sasl"] = {"scram": "scram_sha512"}.get(v("kafka-sasl-type").lower(), "plaintext")  # procx: SCRAM-SHA-512
+        md["sasl"] = {"scram": "scram_sha512", "scram-sha-512": "scram_sha512",  # procx's scram: SCRAM-SHA-512
+                      "scram-sha-256": "scram_sha256"}.get(v("kafka-sasl-type").lower(), "plaintext")
         if v("kafka-sasl-username"):
             trigger.auth["username"] = ("config", v.variable("kafka-sasl-username"))
         if v("kafka-sasl-password"):

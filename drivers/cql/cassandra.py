@@ -9,20 +9,13 @@ from __future__ import annotations
 
 from core.options import DriverSpec
 from drivers.cql.common import CqlDatabase, cql_options, cql_validator, delivery
-from drivers.sql.common import SqlSink, SqlSource
+from drivers.sql.common import sides
 
 TESTED = ("not verified against a server: fake Session (statements, bound values, result rows) under the real "
           "cassandra-driver Cluster, PreparedStatement and type codecs; no CQL server here")
 
 
-class CassandraSource(SqlSource):
-    prefix = "cassandra"
-    database = CqlDatabase
-
-
-class CassandraSink(SqlSink):
-    prefix = "cassandra"
-    database = CqlDatabase
+CassandraSource, CassandraSink = sides("cassandra", CqlDatabase, "Cassandra")
 
 
 SPEC = DriverSpec(

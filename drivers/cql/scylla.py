@@ -11,7 +11,7 @@ from __future__ import annotations
 from core.options import DriverSpec, Option
 from drivers.cql.cassandra import TESTED
 from drivers.cql.common import CqlDatabase, cql_options, cql_validator, delivery
-from drivers.sql.common import SqlSink, SqlSource
+from drivers.sql.common import sides
 
 
 class ScyllaDatabase(CqlDatabase):
@@ -30,14 +30,7 @@ class ScyllaDatabase(CqlDatabase):
         return TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=dc) if dc else RoundRobinPolicy())
 
 
-class ScyllaSource(SqlSource):
-    prefix = "scylla"
-    database = ScyllaDatabase
-
-
-class ScyllaSink(SqlSink):
-    prefix = "scylla"
-    database = ScyllaDatabase
+ScyllaSource, ScyllaSink = sides("scylla", ScyllaDatabase, "Scylla")
 
 
 SPEC = DriverSpec(

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from core.options import DriverSpec, Option
 from drivers.sql.common import (
-    SqlSink,
-    SqlSource,
     pg_tls_options,
     query_key_option,
+    sides,
     sql_options,
     transaction_option,
     validator,
@@ -29,14 +28,7 @@ class CockroachDatabase(PostgresDatabase):
         return args
 
 
-class CockroachSource(SqlSource):
-    prefix = "cockroach"
-    database = CockroachDatabase
-
-
-class CockroachSink(SqlSink):
-    prefix = "cockroach"
-    database = CockroachDatabase
+CockroachSource, CockroachSink = sides("cockroach", CockroachDatabase, "Cockroach")
 
 
 SPEC = DriverSpec(

@@ -491,3 +491,10 @@ class SqlSink(Sink):
         if db is not None:
             with contextlib.suppress(Exception):  # close must not raise
                 db.close()
+
+
+def sides(prefix: str, database: type[Database], name: str) -> tuple[type[SqlSource], type[SqlSink]]:
+    """The procx and pushx classes of a driver on this engine (`NameSource`, `NameSink`): its option prefix and its
+    database adapter are all that differ."""
+    attrs = {"prefix": prefix, "database": database, "__module__": database.__module__}
+    return type(f"{name}Source", (SqlSource,), attrs), type(f"{name}Sink", (SqlSink,), attrs)

@@ -32,9 +32,8 @@ from drivers.sql.common import (
     Database,
     Dialect,
     Result,
-    SqlSink,
-    SqlSource,
     connection_error,
+    sides,
     sql_options,
     transaction_option,
     validator,
@@ -170,14 +169,7 @@ class MssqlDatabase(Database):
         return isinstance(exc, pymssql.Error)
 
 
-class MssqlSource(SqlSource):
-    prefix = "mssql"
-    database = MssqlDatabase
-
-
-class MssqlSink(SqlSink):
-    prefix = "mssql"
-    database = MssqlDatabase
+MssqlSource, MssqlSink = sides("mssql", MssqlDatabase, "Mssql")
 
 
 LOCKING_QUERY = "SELECT TOP 1 … FROM t WITH (UPDLOCK, READPAST, ROWLOCK) ORDER BY id"

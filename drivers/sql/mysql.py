@@ -24,9 +24,8 @@ from drivers.sql.common import (
     Database,
     Dialect,
     Result,
-    SqlSink,
-    SqlSource,
     connection_error,
+    sides,
     sql_options,
     transaction_option,
     validator,
@@ -119,14 +118,7 @@ class MysqlDatabase(Database):
         return isinstance(exc, pymysql.Error)
 
 
-class MysqlSource(SqlSource):
-    prefix = "mysql"
-    database = MysqlDatabase
-
-
-class MysqlSink(SqlSink):
-    prefix = "mysql"
-    database = MysqlDatabase
+MysqlSource, MysqlSink = sides("mysql", MysqlDatabase, "Mysql")
 
 
 SPEC = DriverSpec(

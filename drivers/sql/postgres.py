@@ -23,12 +23,11 @@ from drivers.sql.common import (
     Database,
     Dialect,
     Result,
-    SqlSink,
-    SqlSource,
     connection_error,
     one_line,
     pg_tls_options,
     query_key_option,
+    sides,
     sql_options,
     transaction_option,
     validator,
@@ -201,14 +200,7 @@ class PostgresDatabase(Database):
         return isinstance(exc, psycopg.Error)
 
 
-class PostgresSource(SqlSource):
-    prefix = "psql"
-    database = PostgresDatabase
-
-
-class PostgresSink(SqlSink):
-    prefix = "psql"
-    database = PostgresDatabase
+PostgresSource, PostgresSink = sides("psql", PostgresDatabase, "Postgres")
 
 
 def delivery(tested: str, prefix: str) -> Delivery:
