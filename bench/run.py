@@ -1,4 +1,5 @@
-"""Benchmarks of procx/pushx: cold start, sqlite daemon throughput, per-message overhead, import cost, bulk push.
+"""Benchmarks of procx/pushx: cold start, daemon throughput (sqlite, redis-list), per-message overhead, import
+cost, bulk push, memory (the issue's P1-P4; the sections on Redis and SQS are in bench/providers.py).
 
     .venv/bin/python bench/run.py [--runs N] [--items M] [--repeat K] [--quick]
 
@@ -24,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import providers  # noqa: E402 - bench/providers.py: the sections on real providers (P1, P2, P4)
 
 from core import api  # noqa: E402
 from drivers.sqlite import LEASE  # noqa: E402
@@ -420,6 +423,7 @@ def main() -> None:
                         help="lines into redis-list with pushx -bulk (default 100000; 10000 with --quick)")
     parser.add_argument("--sqs-lines", type=int, help="lines into aws-sqs on moto (default 1000; 200 with --quick)")
     parser.add_argument("--bulk-only", action="store_true", help="only the bulk-push sections (5 and 6)")
+    parser.add_argument("--memory-jobs", type=int, help="jobs before the daemons' memory is read (default 1000)")
     parser.add_argument("--quick", action="store_true", help="small N, for a smoke run")
     args = parser.parse_args()
     runs = args.runs or (5 if args.quick else 20)
@@ -434,8 +438,13 @@ def main() -> None:
             cold_start(Path(tmp), runs)
             throughput(Path(tmp), items, repeat)
             imports(Path(tmp))
+        if not args.bulk_only:
+            providers.cold_start(runs)
+            providers.throughput(items, repeat)
         bulk_redis(Path(tmp), bulk, repeat)
         bulk_sqs(Path(tmp), sqs, min(repeat, 2))  # moto answers a few hundred requests a second
+        if not args.bulk_only:
+            providers.memory(args.memory_jobs or (200 if args.quick else 1000))
 
 
 if __name__ == "__main__":

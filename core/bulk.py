@@ -10,6 +10,7 @@ says how many messages (and input lines) were pushed before the failing batch.
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -212,3 +213,15 @@ def push_all(config: Config, log: Logger, sink: Sink, reader: Reader, tee: Calla
     except ProcxError as exc:
         raise progress.stopped(exc) from exc
     return progress
+
+
+def reader(config: Config, stdin: BinaryIO) -> Reader:
+    """-bulk: the input as a stream, read as it arrives."""
+    if config["in"]:
+        return Reader.of(io.BytesIO(os.fsencode(config["in"])))
+    if config["in-file"] == "-":
+        return Reader.of(stdin)
+    try:
+        return Reader.of(open(config["in-file"], "rb", buffering=0))  # noqa: SIM115 - read until pushx exits
+    except OSError as exc:
+        raise InputError(f"cannot read the input: {exc.strerror}") from exc

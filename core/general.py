@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from core import bulk, exitcodes, metrics, retry
+import importlib
+from collections.abc import Callable
+
+from core import exitcodes
 from core.options import PROCX, PUSHX, Option
+
+
+def _hook(module: str, name: str) -> Callable[[object], object]:
+    """A check of core.<module>, imported when a value is checked: the extensions' modules stay out of a start
+    that does not use them (pushx's cold start is most of its cost)."""
+    def check(value: object) -> object:
+        return getattr(importlib.import_module(f"core.{module}"), name)(value)
+
+    return check
+
 
 LOG_FORMATS = ("text", "json")
 
@@ -13,7 +26,8 @@ _COMMON = [
            extension=True, group="general", placeholder="PATH"),
     Option("log-format", default="text", choices=LOG_FORMATS, extension=True, group="general",
            help="text, or json: one JSON event per line on stderr (got, cleared, failed, pushed, error)"),
-    Option("metrics-addr", extension=True, group="general", placeholder="HOST:PORT", check=metrics.check_address,
+    Option("metrics-addr", extension=True, group="general", placeholder="HOST:PORT",
+           check=_hook("metrics", "check_address"),
            help="serve Prometheus metrics (text format) at http://HOST:PORT/metrics while running; :PORT listens "
                 "on every interface, 127.0.0.1:PORT on this machine only"),
 ]
@@ -49,19 +63,22 @@ PROCX_GENERAL: tuple[Option, ...] = tuple(
                help="what the child's exit status does to its work, e.g. 0=clear,3=dead-letter,4=drop,64-78=fail: "
                     "clear, fail (retried), drop (removed, not done) or dead-letter (drivers with a dead-letter "
                     "target); a status not named keeps the original's rule (0 clears, anything else fails)"),
-        Option("max-attempts", "int", 0, sides=PROCX, extension=True, group="general", check=retry.check_count,
+        Option("max-attempts", "int", 0, sides=PROCX, extension=True, group="general",
+               check=_hook("retry", "check_count"),
                help="work whose attempt number N fails is dead-lettered instead of failed back (the attempt is the "
                     "provider's delivery count, else procx's own count); 0 = retried forever, as the original"),
         Option("dead-letter", sides=PROCX, extension=True, group="general", placeholder="PUSHX-ARGS",
-               check=retry.check_target,
+               check=_hook("retry", "check_target"),
                help="push dead-lettered work (byte for byte) to this pushx target instead of the driver's own, "
                     "given as pushx flags: '-driver sqlite -sqlite-path dlq.db', or '-env-file dlq.env' (PUSHX_* "
                     "lines)"),
-        Option("retry-backoff", "duration", 0.0, sides=PROCX, extension=True, group="general", check=retry.check_delay,
+        Option("retry-backoff", "duration", 0.0, sides=PROCX, extension=True, group="general",
+               check=_hook("retry", "check_delay"),
                help="delay failed work this long before it is offered again, doubling with each attempt (drivers "
                     "that can delay; the others ignore it); 0 = no delay"),
         Option("retry-backoff-max", "duration", 300.0, sides=PROCX, extension=True, group="general",
-               check=retry.check_delay, help="the longest -retry-backoff delay"),
+               check=_hook("retry", "check_delay"),
+               help="the longest -retry-backoff delay"),
     ]
 )
 
@@ -79,9 +96,10 @@ PUSHX_GENERAL: tuple[Option, ...] = tuple(
                     "with the driver's batch API; -out passes each batch on once it is pushed; empty lines are "
                     "skipped"),
         Option("bulk-separator", default="\\n", sides=PUSHX, extension=True, group="general", placeholder="SEP",
-               check=bulk.check_separator,
+               check=_hook("bulk", "check_separator"),
                help="with -bulk: what ends a message (escapes \\n \\r \\t \\0 \\\\ \\xHH; e.g. \\r\\n, \\0)"),
-        Option("bulk-batch", "int", 500, sides=PUSHX, extension=True, group="general", check=bulk.check_batch,
+        Option("bulk-batch", "int", 500, sides=PUSHX, extension=True, group="general",
+               check=_hook("bulk", "check_batch"),
                help="with -bulk: at most this many messages per push (the driver may split further: aws-sqs sends "
                     "10 per request)"),
         Option("bulk-keep-empty", "bool", sides=PUSHX, extension=True, group="general",

@@ -7,6 +7,7 @@ line, as are credentials inside URLs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -97,3 +98,14 @@ def _quote(value: str) -> str:
     if value and all(c.isalnum() or c in "-_./:@" for c in value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def metrics_serving(config, log: Logger, make_source: Callable[[], object] | None = None
+                    ) -> contextlib.AbstractContextManager:
+    """-metrics-addr: serve the run's metrics (core.metrics, fed by this logger's hooks) while the block runs;
+    core.metrics is imported only when the option is set."""
+    if not config.get("metrics-addr"):
+        return contextlib.nullcontext()
+    from core import metrics
+
+    return metrics.serving(config, log, make_source)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable
 
-from core import exitcodes, metrics, registry, retry
+from core import exitcodes, registry, retry
 from core.child import Child
 from core.errors import EXIT_OK, InputError, ProcxError, ProviderError, UsageError
-from core.log import Logger
+from core.log import Logger, metrics_serving
 from core.settings import Config
 from core.work import Sink, Source, Work, call, connect, has_dead_letter
 
@@ -101,7 +100,7 @@ class Procx:
 
     # -- running ------------------------------------------------------------------------------------
     def run(self) -> int:
-        with metrics.serving(self.config, self.log, self.make_source):  # -metrics-addr
+        with metrics_serving(self.config, self.log, self.make_source):
             return self._run()
 
     def _run(self) -> int:
@@ -278,7 +277,7 @@ class Procx:
         try:
             work.attempt = max(work.attempt, self._attempts().failures(retry.work_key(work)) + 1)
             work.counted = True
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             self.log.event("error", level="error", error=f"cannot read the attempt count of the work: {exc}",
                            id=work.id)
 
@@ -288,7 +287,7 @@ class Procx:
         try:
             store = self._attempts()
             (store.failed if failed else store.forget)(retry.work_key(work))
-        except (OSError, sqlite3.Error) as exc:  # a count that cannot be kept must not stop the work's handling
+        except OSError as exc:  # a count that cannot be kept must not stop the work's handling
             self.log.event("error", level="error", error=f"cannot keep the attempt count of the work: {exc}",
                            id=work.id)
 

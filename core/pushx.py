@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import time
 from typing import TYPE_CHECKING
 
-from core import bulk, metrics, registry
+from core import registry
 from core.errors import EXIT_OK, InputError, UsageError
-from core.log import Logger
+from core.log import Logger, metrics_serving
 from core.settings import Config
 from core.work import Sink, call, connect
 
@@ -76,18 +75,6 @@ class Tee:
             self.file = None
 
 
-def bulk_reader(config: Config, stdin: BinaryIO) -> bulk.Reader:
-    """-bulk: the input as a stream, read as it arrives."""
-    if config["in"]:
-        return bulk.Reader.of(io.BytesIO(os.fsencode(config["in"])))
-    if config["in-file"] == "-":
-        return bulk.Reader.of(stdin)
-    try:
-        return bulk.Reader.of(open(config["in-file"], "rb", buffering=0))  # noqa: SIM115 - read until pushx exits
-    except OSError as exc:
-        raise InputError(f"cannot read the input: {exc.strerror}") from exc
-
-
 def open_sink(config: Config) -> Sink:
     return connect(registry.load(config.spec, "pushx")(config))
 
@@ -96,11 +83,13 @@ def run(config: Config, log: Logger, stdin: BinaryIO | None = None, stdout: Bina
     check(config)
     stdin = stdin or sys.stdin.buffer
     tee = Tee(config, stdout or sys.stdout.buffer)
-    with metrics.serving(config, log):  # -metrics-addr
+    with metrics_serving(config, log):
         sink = open_sink(config)
         try:
             if config["bulk"]:
-                bulk.push_all(config, log, sink, bulk_reader(config, stdin), tee)
+                from core import bulk
+
+                bulk.push_all(config, log, sink, bulk.reader(config, stdin), tee)
                 tee(b"")  # an -out file exists after success, also for an empty input
             else:
                 data = read_input(config, stdin)

@@ -137,8 +137,18 @@ class AttemptStore:
         self.lock = threading.Lock()
         self.conn: sqlite3.Connection | None = None
 
-    def _db(self) -> sqlite3.Connection:
+    def _run(self, sql: str, args: tuple) -> sqlite3.Cursor:
+        """One statement; an SQLite error becomes an OSError (the file is procx's own: a disk-level problem)."""
         import sqlite3  # only when procx counts attempts itself: not on every start
+
+        with self.lock:
+            try:
+                return self._db().execute(sql, args)
+            except sqlite3.Error as exc:
+                raise OSError(f"{self.path}: {exc}") from exc
+
+    def _db(self) -> sqlite3.Connection:
+        import sqlite3
 
         if self.conn is None:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
@@ -151,20 +161,15 @@ class AttemptStore:
         return self.conn
 
     def failures(self, key: str) -> int:
-        with self.lock:
-            row = self._db().execute("SELECT failures FROM attempts WHERE scope = ? AND key = ?",
-                                     (self.scope, key)).fetchone()
+        row = self._run("SELECT failures FROM attempts WHERE scope = ? AND key = ?", (self.scope, key)).fetchone()
         return row[0] if row else 0
 
     def failed(self, key: str) -> None:
-        with self.lock:
-            self._db().execute("INSERT INTO attempts (scope, key, failures, seen) VALUES (?, ?, 1, ?) ON CONFLICT "
-                               "(scope, key) DO UPDATE SET failures = failures + 1, seen = excluded.seen",
-                               (self.scope, key, time.time()))
+        self._run("INSERT INTO attempts (scope, key, failures, seen) VALUES (?, ?, 1, ?) ON CONFLICT (scope, key) "
+                  "DO UPDATE SET failures = failures + 1, seen = excluded.seen", (self.scope, key, time.time()))
 
     def forget(self, key: str) -> None:
-        with self.lock:
-            self._db().execute("DELETE FROM attempts WHERE scope = ? AND key = ?", (self.scope, key))
+        self._run("DELETE FROM attempts WHERE scope = ? AND key = ?", (self.scope, key))
 
     def close(self) -> None:
         with self.lock:

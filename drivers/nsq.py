@@ -184,8 +184,8 @@ class NsqSource(Source):
         except OSError as exc:
             raise ProviderError(f"driver {NAME}: connection to nsqd lost: {wire.describe(exc)}") from None
         conn, msg = got
-        return Work(msg.body, msg.id.decode("ascii", "replace"), attempt=msg.attempts, handle=_Held(conn, msg),
-                    meta={"nsqd": conn.where, "timestamp": msg.timestamp, "topic": self.topic})
+        return Work(msg.body, msg.id.decode("ascii", "replace"), attempt=msg.attempts, exact=True,  # nsqd's count
+                    handle=_Held(conn, msg), meta={"nsqd": conn.where, "timestamp": msg.timestamp, "topic": self.topic})
 
     def _next(self, wait: float) -> tuple[wire.Connection, wire.Message] | None:
         """The next received message whose connection is still alive (nsqd requeued the others)."""
