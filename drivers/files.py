@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import posixpath
 import re
-import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from core.errors import ProcxError, ProviderError, one_line
 from core.options import PROCX
@@ -109,7 +109,7 @@ def write_atomic(tree: Tree, path: str, payload: bytes) -> None:
     directory = posixpath.dirname(path)
     if directory:
         tree.makedirs(directory)
-    temp = join(directory, TEMP_PREFIX + uuid.uuid4().hex)
+    temp = join(directory, TEMP_PREFIX + os.urandom(16).hex())
     try:
         tree.write(temp, payload)
         tree.rename(temp, path)
@@ -120,8 +120,7 @@ def write_atomic(tree: Tree, path: str, payload: bytes) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- selection
-@dataclass(frozen=True)
-class Selector:
+class Selector(NamedTuple):
     """Which files are work: an exact `key`, or the names `match` accepts (`enter` prunes directories that
     cannot hold a match)."""
 
@@ -207,8 +206,7 @@ def walk(tree: Tree, folder: str, enter: Callable[[str], bool], rel: str = "") -
 
 
 # ---------------------------------------------------------------------------------------------- clear / fail
-@dataclass(frozen=True)
-class Move:
+class Move(NamedTuple):
     """One phase's operation: "" (leave the file), rm, or mv to `folder` + (`template` with {{key}} | `key` |
     the file's own key)."""
 

@@ -22,7 +22,6 @@ Fixes over the original (procx.md §4.21, pushx.md §4.13):
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import time
@@ -46,9 +45,16 @@ SASL_MECHANISMS = {"plain": "PLAIN", "scram": "SCRAM-SHA-512", "scram-sha-512": 
 PARTITIONERS = ("murmur2_random", "murmur2", "consistent_random", "consistent", "fnv1a_random", "fnv1a", "random")
 NO_GROUP_ID = "procx-no-group"  # librdkafka wants a group.id; without -kafka-group it is never joined or committed
 
-_QUIET = logging.getLogger("procx.kafka.librdkafka")  # librdkafka's own log lines: errors reach us as exceptions
-_QUIET.addHandler(logging.NullHandler())
-_QUIET.propagate = False
+
+def _quiet():
+    """librdkafka's own log lines go nowhere: its errors reach procx as exceptions."""
+    import logging
+
+    log = logging.getLogger("procx.kafka.librdkafka")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+    log.propagate = False
+    return log
 
 
 def brokers(config) -> list[str]:
@@ -63,7 +69,7 @@ def _where(config) -> str:
 def client_config(config, side: str) -> dict[str, object]:
     """The librdkafka settings for one side: brokers, TLS and SASL; the caller adds the consumer/producer ones."""
     conf: dict[str, object] = {"bootstrap.servers": ",".join(brokers(config)), "client.id": f"{side}-tui",
-                               "logger": _QUIET, "socket.connection.setup.timeout.ms": int(CONNECT_TIMEOUT * 1000)}
+                               "logger": _quiet(), "socket.connection.setup.timeout.ms": int(CONNECT_TIMEOUT * 1000)}
     tls, sasl = bool(config["kafka-enable-tls"]), bool(config["kafka-enable-sasl"])
     conf["security.protocol"] = ("SASL_" if sasl else "") + ("SSL" if tls else "PLAINTEXT")
     if tls:
