@@ -119,15 +119,20 @@ class RedisListSource(Source):
         self.keeper = Keeper(self.vt_ms / 3000, self._renew)
         self.next_scan = 0.0  # the first get looks for orphans at once
 
-    def _renew(self, value: bytes) -> None:
+    def _renew(self, work: Work) -> None:
+        """Extend the lease of a held item; a lease that is gone (it expired and the item went back to the list,
+        where another procx may take it) is reported to procx, which stops the child (Work.lose)."""
         if self.keeper_conn is None:
             self.keeper_conn = wire_client(self.config)
         try:
-            LEASE(self.keeper_conn, [self.keys[2]], [self.vt_ms, value, 1])
+            kept = LEASE(self.keeper_conn, [self.keys[2]], [self.vt_ms, work.handle[0], 1])
         except Exception:
             self.keeper_conn.close()  # the next round connects again
             self.keeper_conn = None
             raise
+        if not kept:
+            work.lose(f"the lease on this item of list {self.keys[0]!r} expired: it went back to the list and "
+                      "another consumer may have it")
 
     def _take(self, take: bool) -> bytes | None:
         now = time.monotonic()
@@ -151,8 +156,9 @@ class RedisListSource(Source):
                     self._take(False)  # bring expired items back while waiting
                     continue
                 LEASE(self.conn, [leases], [self.vt_ms, value, 0])
-        token = self.keeper.hold(value)
-        return Work(bytes(value), None, handle=(value, token))
+        work = Work(bytes(value), None)
+        work.handle = (value, self.keeper.hold(work))
+        return work
 
     def _finish(self, work: Work, back: bool) -> None:
         value, token = work.handle

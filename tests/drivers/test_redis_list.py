@@ -292,3 +292,31 @@ def test_depth_command_reports_what_is_queued(key: str, tmp_path: Path) -> None:
         assert text.stdout.strip() == "procx (redis-list): 3 waiting (KEDA scaler: redis)"
     finally:
         conn.close()
+
+
+# -- lease loss: the keep-alive finds the lease gone, procx stops the child and fails the work back ----------
+def test_a_lost_lease_stops_the_child_and_leaves_the_item_once_in_the_list(key: str, tmp_path: Path) -> None:
+    import json
+
+    conn = client()
+    conn.rpush(key, b"long job")
+    started = tmp_path / "started"
+    child = [sys.executable, "-c", f"import time; open({str(started)!r}, 'w').close(); time.sleep(30)"]
+    with open(tmp_path / "err", "wb") as err:
+        proc = subprocess.Popen([command("procx"), *args(key, "-redis-visibility-timeout", "0.6s", "-grace-period",
+                                                         "5s", "-log-format", "json"), *child],
+                                stderr=err, env=clean_env())
+    try:
+        wait_for(started.exists, timeout=15)
+        # what another procx's TAKE does with an expired lease: the item goes back to the list, the lease away
+        conn.lrem(f"{key}:processing", 1, b"long job")
+        conn.zrem(f"{key}:processing:leases", b"long job")
+        conn.rpush(key, b"long job")
+        assert proc.wait(timeout=15) == 143  # the child got SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    found = [json.loads(line) for line in (tmp_path / "err").read_text().splitlines() if line.startswith("{")]
+    assert [e["event"] for e in found if e["event"] in ("lease-lost", "failed", "cleared")] == ["lease-lost", "failed"]
+    assert conn.lrange(key, 0, -1) == [b"long job"] and conn.llen(f"{key}:processing") == 0
+    conn.close()
