@@ -265,9 +265,11 @@ class Result:
 
 
 class Database:
-    """One connection to a SQL server; implemented per client library (postgres.py, mysql.py)."""
+    """One connection to a SQL server; implemented per client library (postgres.py, mysql.py, mssql.py; the CQL
+    drivers' adapter too). `connect` sets `conn`, the client library's connection."""
 
     dialect: Dialect
+    conn: object
     default_host = "the default host"  # what the client connects to when -…-host is empty
 
     def __init__(self, config: Config, prefix: str) -> None:
@@ -289,11 +291,11 @@ class Database:
     def execute(self, sql: str, values: list) -> Result:
         raise NotImplementedError
 
-    def commit(self) -> None:
-        raise NotImplementedError
+    def commit(self) -> None:  # DB-API connections; the CQL adapter overrides them
+        self.conn.commit()
 
     def rollback(self) -> None:
-        raise NotImplementedError
+        self.conn.rollback()
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
         """Several statements committed together (the connection is in autocommit mode otherwise)."""

@@ -78,12 +78,6 @@ class MysqlDatabase(Database):
             rows = list(cur.fetchall())
         return Result(columns, rows, None if not rows or rows[0][0] is None else str(rows[0][0]))
 
-    def commit(self) -> None:
-        self.conn.commit()
-
-    def rollback(self) -> None:
-        self.conn.rollback()
-
     @contextmanager
     def batch(self) -> Iterator[None]:
         self.conn.begin()

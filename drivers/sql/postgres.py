@@ -156,12 +156,6 @@ class PostgresDatabase(Database):
         state = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
         return psycopg.DatabaseError(f"{message} (SQLSTATE {state})" if state else message)
 
-    def commit(self) -> None:
-        self.conn.commit()
-
-    def rollback(self) -> None:
-        self.conn.rollback()
-
     @contextmanager
     def batch(self) -> Iterator[None]:
         with self.conn.transaction():
