@@ -163,6 +163,8 @@ class RedisListSource(Source):
     def _finish(self, work: Work, back: bool) -> None:
         value, token = work.handle
         self.keeper.release(token)
+        if back and work.lost:  # the item went back to the list when its lease expired: nothing to give back
+            return
         with errors(self.config, "fail work" if back else "clear work"):
             delay_ms = int(work.retry_delay * 1000) if back else 0
             FINISH(self.conn, self.keys, [value, int(back), delay_ms])

@@ -138,8 +138,11 @@ class RedisStreamSource(Source):
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def _renew(self, entry_id: bytes) -> None:
-        self.renew(keys=[self.key], args=[self.group, self.consumer, entry_id])
+    def _renew(self, work: Work) -> None:
+        """Keep the entry looking busy; an entry no longer pending to us (another consumer claimed it after it
+        looked idle) is reported to procx, which stops the child (Work.lose)."""
+        if not self.renew(keys=[self.key], args=[self.group, self.consumer, work.handle[0]]):
+            work.lose(f"entry {work.id} was claimed by another consumer of group {self.group!r}")
 
     def _claim(self) -> tuple[bytes, dict, int] | None:
         """An entry pending longer than the claim idle time (its procx died or failed it), now ours."""
@@ -183,18 +186,16 @@ class RedisStreamSource(Source):
                     return None
                 found = self._next(max(1, int(min(left, MAX_BLOCK, self.idle_ms / 1000) * 1000)))
         entry_id, fields, attempt = found
-        token = self.keeper.hold(entry_id)
         text_id = entry_id.decode()
-        try:
-            payload = entry_payload(self.config, text_id, fields)
-        except ProviderError:
-            self.keeper.release(token)
-            raise
-        return Work(payload, text_id, attempt=attempt, handle=(entry_id, token), exact=True)
+        work = Work(entry_payload(self.config, text_id, fields), text_id, attempt=attempt, exact=True)
+        work.handle = (entry_id, self.keeper.hold(work))
+        return work
 
     def _finish(self, work: Work, op: str, failed: bool) -> None:
         entry_id, token = work.handle
         self.keeper.release(token)
+        if failed and work.lost:  # another consumer has the entry now: it is theirs to finish
+            return
         with errors(self.config, "fail work" if failed else "clear work"):
             if failed and not op:
                 # stay pending, but look idle for long enough that the next get (of any procx) claims it: at once,

@@ -315,3 +315,28 @@ def test_depth_is_the_group_lag_without_pending_entries(key: str) -> None:
             source.close()
     finally:
         conn.close()
+
+
+# -- lease loss: another consumer claims the entry, procx stops the child and leaves the entry to it ----------
+def test_an_entry_claimed_by_another_consumer_stops_the_child(key: str, tmp_path: Path) -> None:
+    conn = client()
+    conn.xadd(key, {"data": "long job"})
+    started = tmp_path / "started"
+    child = [sys.executable, "-c", f"import time; open({str(started)!r}, 'w').close(); time.sleep(30)"]
+    with open(tmp_path / "err", "wb") as err:
+        proc = subprocess.Popen([command("procx"), *args(key, "-redis-stream-payload-field", "data",
+                                                         "-redis-stream-claim-idle", "1s", "-log-format", "json"),
+                                 *child], stderr=err, env=clean_env())
+    try:
+        wait_for(started.exists, timeout=15)
+        [entry] = conn.xpending_range(key, "procx", "-", "+", 1)
+        conn.xclaim(key, "procx", "thief", 0, [entry["message_id"]])  # another consumer takes it over
+        assert proc.wait(timeout=15) == 143  # the child got SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    found = [json.loads(line) for line in (tmp_path / "err").read_text().splitlines() if line.startswith("{")]
+    assert [e["event"] for e in found if e["event"] in ("lease-lost", "failed", "cleared")] == ["lease-lost", "failed"]
+    [pending] = conn.xpending_range(key, "procx", "-", "+", 10)
+    assert pending["consumer"] == b"thief"  # the entry stays the thief's: procx did not take it back
+    conn.close()
