@@ -43,6 +43,7 @@ class Backend:
     ordered = True  # items come back in the order they were pushed
     redelivers = True  # work taken by a procx that was killed comes back
     redelivery_wait = 10.0  # seconds until killed work is offered again (the provider's lease)
+    api_items = (b"a", b"b")  # what the in-app API test pushes; its procx must see b"a" and b"b"
 
     def common_args(self) -> list[str]:
         """Arguments both pushx and procx need (the driver and its connection)."""
@@ -143,17 +144,8 @@ class Conformance:
     def test_kill_between_get_and_clear_loses_nothing(self, backend: Backend, tmp_path: Path) -> None:
         if not backend.redelivers:
             pytest.skip(f"{backend.driver} cannot redeliver work taken by a dead consumer")
-        backend.pushx(b"precious")
-        pidfile = tmp_path / "child.pid"
-        script = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-        proc = subprocess.Popen(backend.procx_argv(sys.executable, "-c", script), env=backend.env())
-        try:
-            wait_for(lambda: pidfile.exists() and pidfile.read_text())
-            proc.kill()
-            proc.wait()
-        finally:
-            _kill_pidfile(pidfile)
-        assert backend.pending() == 1
+        kill_mid_job(backend, tmp_path)
+        wait_for(lambda: backend.pending() == 1, timeout=10)  # a broker requeues a dead consumer's delivery soon
         assert backend.procx(extra=backend.wait_redelivery()).stdout == b"precious"
         assert backend.pending() == 0
 
@@ -178,7 +170,7 @@ class Conformance:
         assert sorted(p.read_bytes() for p in results.iterdir()) == sorted(items)
 
     def test_api_stream_with_explicit_clear_and_fail(self, backend: Backend) -> None:
-        for n, item in enumerate((b"a", b"b")):
+        for n, item in enumerate(backend.api_items):
             api.pushx(item, backend.api_args("pushx", n), environ=backend.env())
         with pytest.raises(RuntimeError), api.work(backend.api_args("procx"), environ=backend.env()) as work:
             assert work is not None
@@ -190,6 +182,21 @@ class Conformance:
             work.clear()
         assert sorted(seen) == [b"a", b"b"]
         assert backend.pending() == 0
+
+
+def kill_mid_job(backend: Backend, tmp_path: Path, payload: bytes = b"precious") -> None:
+    """Push `payload`, start procx on it with a child that sleeps, and kill -9 procx (then the child) once the
+    child runs: the work was taken and never cleared."""
+    backend.pushx(payload)
+    pidfile = tmp_path / "child.pid"
+    script = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    proc = subprocess.Popen(backend.procx_argv(sys.executable, "-c", script), env=backend.env())
+    try:
+        wait_for(lambda: pidfile.exists() and pidfile.read_text())
+        proc.kill()
+        proc.wait()
+    finally:
+        _kill_pidfile(pidfile)
 
 
 def _kill_pidfile(pidfile: Path) -> None:

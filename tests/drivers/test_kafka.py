@@ -21,7 +21,7 @@ pytest.importorskip("confluent_kafka", reason="pip install -e '.[kafka]'")
 from core import api, settings  # noqa: E402
 from core.options import PROCX, PUSHX  # noqa: E402
 from drivers import kafka  # noqa: E402
-from tests.conformance import Backend, Conformance, _kill_pidfile  # noqa: E402
+from tests.conformance import Backend, Conformance, kill_mid_job  # noqa: E402
 from tests.drivers.kafka_servers import Broker, each_broker, noida_server, tansu_server  # noqa: E402, F401 - fixtures
 from tests.support import clean_env, command, run, wait_for  # noqa: E402
 
@@ -64,16 +64,7 @@ class TestKafkaConformance(Conformance):
         if backend.broker.name != "noida":
             super().test_kill_between_get_and_clear_loses_nothing(backend, tmp_path)
             return
-        backend.pushx(b"precious")
-        pidfile = tmp_path / "child.pid"
-        script = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-        proc = subprocess.Popen(backend.procx_argv(sys.executable, "-c", script), env=backend.env())
-        try:
-            wait_for(lambda: pidfile.exists() and pidfile.read_text())
-            proc.kill()
-            proc.wait()
-        finally:
-            _kill_pidfile(pidfile)
+        kill_mid_job(backend, tmp_path)
         assert backend.pending() == 1
         assert backend.broker.members(backend.group) == 1  # the dead member, which noida keeps
         [record] = backend.broker.records(backend.topic, 1)

@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties  # noqa: E402
 
 from core import api, settings  # noqa: E402
 from drivers.mqtt import default_client_id  # noqa: E402
-from tests.conformance import PAYLOADS, Backend, Conformance  # noqa: E402
+from tests.conformance import PAYLOADS, Backend, Conformance, kill_mid_job  # noqa: E402
 from tests.support import clean_env, command, run, wait_for  # noqa: E402
 
 HOST, PORT = "127.0.0.1", 1883
@@ -176,18 +176,7 @@ def pushx_args(topic: str, *extra: str, port: int = PORT) -> list[str]:
 def test_mqtt_3_1_1_session_survives_a_kill(tmp_path: Path) -> None:
     backend = MqttBackend(v5=False)
     try:
-        backend.pushx(b"precious")
-        pidfile = tmp_path / "pid"
-        script = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-        proc = subprocess.Popen(backend.procx_argv(sys.executable, "-c", script), env=backend.env())
-        try:
-            wait_for(lambda: pidfile.exists() and pidfile.read_text())
-            proc.kill()
-            proc.wait()
-        finally:
-            with contextlib.suppress(Exception):
-                import os
-                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        kill_mid_job(backend, tmp_path)
         assert backend.pending() == 1
         assert backend.procx("false").returncode == 1  # fail: still there
         assert backend.procx().stdout == b"precious"
