@@ -50,3 +50,46 @@ def unusable(tmp_path: Path) -> Path:
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
     return blocker / "q.db"
+
+
+# -- servers the tests start (emulators, fakes): one process each, on a free loopback port -------------------
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a server's log, for failure messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds (nothing when it has ended already)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+class ServerProcess:
+    """What the handles of started servers share (they hold `proc` and `log`): memory, the log's end, stop."""
+
+    proc: subprocess.Popen
+    log: Path
+
+    def rss_mib(self) -> float:
+        """Resident memory of the server process, MiB (0 when it is gone)."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def tail(self, lines: int = 20) -> str:
+        return log_tail(self.log, lines)
+
+    def stop(self) -> None:
+        stop_process(self.proc)

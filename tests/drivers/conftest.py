@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import log_tail, stop_process
+
 ACTIVEMQ_JAR = Path("/usr/share/activemq/bin/activemq.jar")
 ACTIVEMQ_USER, ACTIVEMQ_PASSWORD = "procx", "amq-s3cret"
 ETCD_USER, ETCD_PASSWORD = "procx", "etcd-s3cret"
@@ -33,34 +35,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return ""
-
-
 def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen, what: str, log: Path) -> float:
     """Seconds until `ready()`; fails the test (with the server's log) if the process dies or time runs out."""
     started = time.monotonic()
     while True:
         if proc.poll() is not None:
-            pytest.fail(f"{what} exited with status {proc.returncode} while starting:\n{_tail(log)}")
+            pytest.fail(f"{what} exited with status {proc.returncode} while starting:\n{log_tail(log)}")
         with contextlib.suppress(OSError):
             if ready():
                 return time.monotonic() - started
         if time.monotonic() - started > START_TIMEOUT:
-            pytest.fail(f"{what} did not become ready within {START_TIMEOUT:.0f}s:\n{_tail(log)}")
+            pytest.fail(f"{what} did not become ready within {START_TIMEOUT:.0f}s:\n{log_tail(log)}")
         time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
 
 
 # ---------------------------------------------------------------------------------------------- certificates
@@ -217,7 +203,7 @@ def activemq(tmp_path_factory: pytest.TempPathFactory, tls_cert: Cert) -> Iterat
         took = _wait_until(lambda: _stomp_ready(port), proc, "ActiveMQ", log)
         yield ActiveMQ("127.0.0.1", port, tls_port, ACTIVEMQ_USER, ACTIVEMQ_PASSWORD, took)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 # ---------------------------------------------------------------------------------------------- etcd
@@ -283,7 +269,7 @@ def etcd(tmp_path_factory: pytest.TempPathFactory, tls_cert: Cert) -> Iterator[E
         yield server
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_process(proc)
 
 
 @pytest.fixture(scope="session")
@@ -303,12 +289,12 @@ def etcd_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Etcd]:
             server.call("auth/user/grant", {"user": ETCD_USER, "role": "rw"})
             server.call("auth/enable", {})
         except (urllib.error.URLError, OSError) as exc:
-            pytest.fail(f"cannot enable authentication on etcd: {exc}\n{_tail(log)}")
+            pytest.fail(f"cannot enable authentication on etcd: {exc}\n{log_tail(log)}")
         server.user, server.password = ETCD_USER, ETCD_PASSWORD
         yield server
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_process(proc)
 
 
 @pytest.fixture

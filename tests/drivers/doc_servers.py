@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.drivers.conftest import Cert, _stop, _wait_until, free_port
+from tests.drivers.conftest import Cert, _wait_until, free_port
+from tests.support import stop_process
 
 
 @dataclass
@@ -68,7 +69,7 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServ
         took = _wait_until(lambda: _mongo_ready(port), proc, "nx-27017", base / "nx.out")
         yield MongoServer(port, took)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @dataclass
@@ -131,7 +132,7 @@ def es_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EsServer]:
         took = _wait_until(lambda: _es_ready(port), proc, "noida-db", log)
         yield EsServer(port, took)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.drivers.conftest import _stop, _wait_until, free_port
+from tests.drivers.conftest import _wait_until, free_port
+from tests.support import stop_process
 
 SMB_USER = f"procxsmb{os.getpid()}"  # a throwaway system user, created for the session and removed after it
 SMB_PASSWORD = "Smb-Secret-4711-recognisable"  # must never appear in any message
@@ -139,7 +140,7 @@ def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
         yield Samba(port, base / "share")
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_process(proc)
         if created:
             subprocess.run(["userdel", SMB_USER], capture_output=True)
 
@@ -208,7 +209,7 @@ def _start_ganesha(base: Path, version: int) -> tuple[subprocess.Popen, Ganesha]
     try:
         _wait_until(lambda: _listening(port), proc, "ganesha.nfsd", log)
     except BaseException:
-        _stop(proc)
+        stop_process(proc)
         raise
     return proc, Ganesha(port, export, mount_port=mount_port if version == 3 else 0)
 
@@ -220,7 +221,7 @@ def ganesha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ganesha]:
     try:
         yield server
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
@@ -242,8 +243,8 @@ def ganesha_v3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ganesha]:
         proc, server = _start_ganesha(tmp_path_factory.mktemp("ganesha-v3"), 3)
     finally:
         if rpcbind is not None:
-            _stop(rpcbind)
+            stop_process(rpcbind)
     try:
         yield server
     finally:
-        _stop(proc)
+        stop_process(proc)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.drivers.conftest import _stop, _wait_until, free_port
+from tests.drivers.conftest import _wait_until, free_port
+from tests.support import stop_process
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _start(cmd: list[str], base: Path, what: str, port: int) -> subprocess.Popen
     try:
         _wait_until(lambda: _kafka_ready(port), proc, what, log)
     except BaseException:
-        _stop(proc)
+        stop_process(proc)
         raise
     return proc
 
@@ -150,7 +151,7 @@ def tansu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     try:
         yield Broker("tansu", port, "2s", 2.0)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session", name="noida")
@@ -168,7 +169,7 @@ def noida_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     try:
         yield Broker("noida", port, "6s", 6.0)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(params=["tansu", "noida"], name="broker")

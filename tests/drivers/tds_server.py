@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.drivers.conftest import _stop, _wait_until, free_port
+from tests.drivers.conftest import _wait_until, free_port
+from tests.support import stop_process
 
 USER = "procx"
 # Characters that broke the original's `password=…;` connection string, and a recognisable secret.
@@ -74,4 +75,4 @@ def tds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tds]:
         yield Tds("127.0.0.1", port, USER, PASSWORD, took)
     finally:
         with contextlib.suppress(Exception):
-            _stop(proc)
+            stop_process(proc)

@@ -25,10 +25,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support import ServerProcess
 
 VERSION = "0.2.3"
 FUTURE = "from __future__ import annotations"
@@ -100,13 +102,12 @@ def patch_cloudbox() -> Path:
 
 
 @dataclass
-class Cloudbox:
+class Cloudbox(ServerProcess):
     proc: subprocess.Popen
     ports: dict[str, int]  # by variable suffix: "PUBSUB", "BIGQUERY", ...
     log: Path
     started_in: float  # seconds from start to every port accepting connections
     project: str = PROJECT
-    _stopped: bool = field(default=False, repr=False)
 
     @property
     def pubsub_host(self) -> str:
@@ -125,31 +126,6 @@ class Cloudbox:
         """GET one JSON document of cloudbox's admin API (e.g. /api/pubsub/subscriptions)."""
         with urllib.request.urlopen(self.admin_url + path, timeout=10) as resp:
             return json.loads(resp.read())
-
-    def rss_mib(self) -> float:
-        """Resident memory of the cloudbox process, MiB (0 when it is gone)."""
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
-
-    def tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    def stop(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
 
 
 def _accepts(port: int) -> bool:

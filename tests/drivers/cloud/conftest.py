@@ -9,7 +9,6 @@ each per session.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import clean_env
+from tests.support import clean_env, log_tail, stop_process
 
 START_TIMEOUT = 60.0
 AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN",
@@ -69,12 +68,6 @@ def _answers(endpoint: str) -> bool:
         return False
 
 
-def _tail(path: Path, lines: int = 20) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return ""
-
-
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
     """One moto server for S3, SQS, DynamoDB and STS, on loopback and a free port."""
@@ -91,19 +84,13 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
     try:
         while not _answers(endpoint):
             if proc.poll() is not None:
-                pytest.fail(f"moto_server exited with status {proc.returncode} while starting:\n{_tail(log)}")
+                pytest.fail(f"moto_server exited with status {proc.returncode} while starting:\n{log_tail(log)}")
             if time.monotonic() - started > START_TIMEOUT:
-                pytest.fail(f"moto_server did not answer within {START_TIMEOUT:.0f}s:\n{_tail(log)}")
+                pytest.fail(f"moto_server did not answer within {START_TIMEOUT:.0f}s:\n{log_tail(log)}")
             time.sleep(0.05)
         yield Moto(endpoint, time.monotonic() - started)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+        stop_process(proc)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ Node and npm must be installed; an emulator that cannot be installed or started 
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import shutil
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support import ServerProcess
 
 PACKAGE = "@firestore-emulator/server"
 VERSION = "0.3.15"
@@ -85,7 +86,7 @@ def _free_port() -> int:
 
 
 @dataclass
-class Firestore:
+class Firestore(ServerProcess):
     proc: subprocess.Popen
     port: int
     log: Path
@@ -95,19 +96,6 @@ class Firestore:
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
 
 
 def start_firestore(tmpdir: str | Path) -> Firestore:

@@ -9,7 +9,6 @@ Install: pip install gcp-storage-emulator (in the test-cloud extra).
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import socket
 import subprocess
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ServerProcess
+
 START_TIMEOUT = 30.0
 
 
@@ -31,7 +32,7 @@ def _free_port() -> int:
 
 
 @dataclass
-class GcsServer:
+class GcsServer(ServerProcess):
     proc: subprocess.Popen
     port: int
     log: Path
@@ -41,26 +42,6 @@ class GcsServer:
     def host(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def rss_mib(self) -> float:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
-
-    def tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
 
 
 def _ready(url: str) -> bool:
