@@ -8,9 +8,12 @@ flushes (the server has it; delivery to subscribers is not confirmed).
 
 With -nats-jetstream the subject is read through a durable pull consumer (-nats-durable, created with
 -nats-ack-wait if missing): the message is acked only after the child succeeded and nak'ed (redelivered at once)
-after a failure; while the child runs procx sends "in progress" so a long job keeps its message; if procx dies
-the message is redelivered after the consumer's ack wait (at-least-once). pushx publishes with a JetStream
-acknowledgement: success means the stream stored it.
+after a failure; while the child runs procx sends "in progress" (as a request the server answers) so a long job
+keeps its message; if procx dies the message is redelivered after the consumer's ack wait (at-least-once). The
+lease is lost when the consumer is gone (no responders) or when no in-progress was confirmed for a whole ack wait
+(the server may have redelivered the message): procx then stops the child (Work.lose) and does not nak the
+message, which another procx may hold now (the server would take a stale nak as a nak of the new delivery).
+pushx publishes with a JetStream acknowledgement: success means the stream stored it.
 
 Fixes over the original (procx.md §4.24, §7.3 #26, pushx.md §4.17): the reply subject belongs to the message
 (never reused for a later message without one); pushx flushes (or waits for the JetStream ack); buffered
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -190,14 +194,16 @@ class _Client:
 
 
 class _Held:
-    """Receipt of one message: core NATS -> its reply subject; JetStream -> the message and its keep-alive."""
+    """Receipt of one message: core NATS -> its reply subject; JetStream -> the message, its keep-alive task and
+    the Work it became (told when the lease is lost)."""
 
-    __slots__ = ("reply", "msg", "keepalive")
+    __slots__ = ("reply", "msg", "keepalive", "work")
 
-    def __init__(self, reply: str = "", msg=None, keepalive=None) -> None:
+    def __init__(self, reply: str = "", msg=None) -> None:
         self.reply = reply
         self.msg = msg
-        self.keepalive = keepalive
+        self.keepalive = None
+        self.work: Work | None = None
 
 
 class NatsSource(Source):
@@ -247,27 +253,43 @@ class NatsSource(Source):
             msgs = await self.psub.fetch(1, timeout=max(wait, 0.2))
         except (TimeoutError, ne.TimeoutError):
             return None
-        msg = msgs[0]
-        keepalive = asyncio.get_running_loop().create_task(self._keep(msg))
-        return msg, keepalive
+        held = _Held(msg=msgs[0])
+        held.keepalive = asyncio.get_running_loop().create_task(self._keep(held, time.monotonic()))
+        return held
 
-    async def _keep(self, msg) -> None:
-        """Tell the server the message is in progress every half ack wait, until it is acked or nak'ed."""
+    async def _keep(self, held: _Held, confirmed: float) -> None:
+        """Send in-progress (+WPI) every third of the ack wait, as a request the server answers, until the message
+        is acked or nak'ed. `confirmed`: when the server last restarted the ack wait (at the latest). No responders
+        (the consumer is gone), or no answer for a whole ack wait, loses the lease (Work.lose)."""
         import asyncio
 
-        interval = max(0.2, self.ack_wait / 2)
+        import nats.errors as ne
+
+        interval = max(0.1, self.ack_wait / 3)
         while True:
             await asyncio.sleep(interval)
-            try:
-                await msg.in_progress()
-            except Exception:  # noqa: BLE001 - the ack/nak reports a dead connection
-                return
+            sent = time.monotonic()
+            if sent - confirmed >= self.ack_wait:
+                lost = (f"no in-progress was confirmed within the ack wait ({self.ack_wait:g}s): the server may "
+                        "have redelivered the message to another consumer")
+            else:
+                try:
+                    await self.client.nc.request(held.msg.reply, b"+WPI", timeout=interval)
+                    confirmed = sent  # the server restarted the ack wait after `sent`
+                    continue
+                except ne.NoRespondersError:
+                    lost = f"consumer {self.config['nats-durable']!r} no longer exists"
+                except Exception:  # noqa: BLE001 - a timeout or a dead connection: tried again until the ack wait
+                    continue
+            if held.work is not None:
+                held.work.lose(lost)
+            return
 
-    async def _settle(self, held: _Held, how: str, delay: float = 0.0) -> None:
+    async def _settle(self, held: _Held, how: str, delay: float, lost: bool) -> None:
         held.keepalive.cancel()
         if how == "ack":
             await held.msg.ack_sync(timeout=10)  # the server confirms the ack
-        else:
+        elif not lost:  # a lost message is left alone: a nak now would redeliver another consumer's delivery
             await held.msg.nak(delay=delay or None)  # redelivered at once, or after procx's -retry-backoff
             await self.client.nc.flush()
 
@@ -301,14 +323,14 @@ class NatsSource(Source):
     # -- the contract --------------------------------------------------------------------------------------
     def get(self, wait: float) -> Work | None:
         if self.jetstream:
-            got = self.client.run(self._js_get(wait), f"fetch from subject {self.subject!r}", wait + OP_TIMEOUT)
-            if got is None:
+            held = self.client.run(self._js_get(wait), f"fetch from subject {self.subject!r}", wait + OP_TIMEOUT)
+            if held is None:
                 return None
-            msg, keepalive = got
+            msg = held.msg
             meta = msg.metadata
-            return Work(bytes(msg.data), str(meta.sequence.stream), attempt=meta.num_delivered, exact=True,
-                        handle=_Held(msg=msg, keepalive=keepalive),
-                        meta={"subject": msg.subject, "stream": meta.stream})
+            held.work = Work(bytes(msg.data), str(meta.sequence.stream), attempt=meta.num_delivered, exact=True,
+                             handle=held, meta={"subject": msg.subject, "stream": meta.stream})
+            return held.work
         msg = self.client.run(self._core_get(wait), f"receive from subject {self.subject!r}", wait + OP_TIMEOUT)
         if msg is None:
             return None
@@ -324,7 +346,7 @@ class NatsSource(Source):
     def _finish(self, work: Work, how: str, response: str, default: str) -> None:
         held: _Held = work.handle
         if held.msg is not None:
-            self.client.run(self._settle(held, how, work.retry_delay), f"{how} message {work.id}")
+            self.client.run(self._settle(held, how, work.retry_delay, bool(work.lost)), f"{how} message {work.id}")
         elif held.reply:  # only this message's own reply subject, never an earlier one
             body = (self.config[response] or default).encode()
             self.client.run(self._reply(held.reply, body), f"reply to {held.reply}")
@@ -450,8 +472,10 @@ SPEC = DriverSpec(
     delivery=Delivery(
         "at-least-once with -nats-jetstream; core NATS: at-most-once",
         hold="JetStream: unacked message, kept in progress while the child runs, redelivered after the ack wait "
-             "if procx dies; core NATS: none (a message is gone once received)",
-        fail="JetStream: nak (redelivered at once, or after -retry-backoff; num_delivered is the attempt); core "
+             "if procx dies; the child is stopped when the lease is lost (consumer gone, or no in-progress "
+             "confirmed for an ack wait); core NATS: none (a message is gone once received)",
+        fail="JetStream: nak (redelivered at once, or after -retry-backoff; num_delivered is the attempt), none "
+             "after a lost lease (the message is redelivered or held elsewhere already); core "
              "NATS: the fail response to the message's reply subject "
              "(the message itself is not redelivered)",
         dead_letter="none (JetStream max deliveries and advisories are not used)",

@@ -7,7 +7,9 @@ one nsqd given) and asks for one message at a time (RDY 1, then RDY 0 as soon as
 in flight while the child runs: procx sends TOUCH every half of nsqd's msg_timeout and answers heartbeats, so
 a long job keeps it. It is finished (FIN) only after the child succeeded and requeued (REQ, with
 -nsq-requeue-delay) after a failure; if procx dies, nsqd requeues it when the connection drops (or when
-msg_timeout passes). The work's attempt is nsqd's delivery count.
+msg_timeout passes). The work's attempt is nsqd's delivery count. The lease is lost when the connection drops
+(nsqd requeued its messages) or nsqd refuses a TOUCH (E_TOUCH_FAILED: the message timed out and was requeued):
+procx then stops the child (Work.lose) and sends no REQ (the message is back already, or with another consumer).
 
 Fixes over the original (procx.md §4.26, §7.3 #27, §7.4 #30/#32, §7.6 #41; pushx.md §4.19, §6 #21):
 - the original finished every message before the child ran (at-most-once) and did nothing on failure: here FIN
@@ -20,7 +22,6 @@ Fixes over the original (procx.md §4.26, §7.3 #27, §7.4 #30/#32, §7.6 #41; p
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import socket
 import threading
@@ -48,9 +49,10 @@ def _identify() -> dict[str, object]:
     return {"client_id": host.split(".")[0], "hostname": host, "user_agent": "procx-tui"}
 
 
-def _connect(host: str, port: int, config, on_message=None) -> wire.Connection:
+def _connect(host: str, port: int, config, on_message=None, on_error=None) -> wire.Connection:
     """An nsqd connection after IDENTIFY, or a ProviderError naming host:port (wire.SpeaksHttp passes through)."""
-    conn = wire.Connection(host, port, identify=_identify(), tls=TLS.context(config), on_message=on_message)
+    conn = wire.Connection(host, port, identify=_identify(), tls=TLS.context(config), on_message=on_message,
+                           on_error=on_error)
     try:
         conn.connect()
     except wire.SpeaksHttp:
@@ -77,11 +79,14 @@ def _lookup(config, topic: str, *, any_node: bool = False) -> list[tuple[str, in
 
 
 class _Held:
-    __slots__ = ("conn", "msg")
+    """A message nsqd gave us on `conn`, and the Work it became (told when the lease is lost)."""
+
+    __slots__ = ("conn", "msg", "work")
 
     def __init__(self, conn: wire.Connection, msg: wire.Message) -> None:
         self.conn = conn
         self.msg = msg
+        self.work: Work | None = None
 
 
 class NsqSource(Source):
@@ -90,10 +95,10 @@ class NsqSource(Source):
     def open(self) -> None:
         self.topic = self.config["nsq-topic"]
         self.channel = self.config["nsq-channel"]
-        self.inbox: queue.Queue[tuple[wire.Connection, wire.Message]] = queue.Queue()
+        self.inbox: queue.Queue[_Held] = queue.Queue()
         self.conns: dict[tuple[str, int], wire.Connection] = {}
         self.ready: set[wire.Connection] = set()
-        self.flight: dict[bytes, wire.Connection] = {}  # messages nsqd gave us and that we have not settled
+        self.flight: dict[bytes, _Held] = {}  # messages nsqd gave us and that we have not settled
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.looked_up = 0.0
@@ -118,7 +123,7 @@ class NsqSource(Source):
             if address in self.conns:
                 continue
             try:
-                conn = _connect(*address, self.config, on_message=self._received)
+                conn = _connect(*address, self.config, on_message=self._received, on_error=self._refused)
             except wire.SpeaksHttp:
                 raise ProviderError(f"driver {NAME}: nsqd {address[0]}:{address[1]} answered in HTTP: give nsqd's "
                                     f"TCP address (port {NSQD_PORT} by default)") from None
@@ -134,9 +139,29 @@ class NsqSource(Source):
             self.conns[address] = conn
 
     def _received(self, conn: wire.Connection, msg: wire.Message) -> None:
+        held = _Held(conn, msg)
         with self.lock:
-            self.flight[msg.id] = conn
-        self.inbox.put((conn, msg))
+            self.flight[msg.id] = held
+        self.inbox.put(held)
+
+    def _refused(self, conn: wire.Connection, frame: bytes) -> None:
+        """nsqd refused a TOUCH (E_TOUCH_FAILED): the message is no longer in flight for us."""
+        msg_id = wire.failed_id(frame, b"TOUCH")
+        with self.lock:
+            held = self.flight.get(msg_id) if msg_id else None
+        if held is not None and held.conn is conn:
+            self._lose(held, f"nsqd {conn.where} refused to touch message {msg_id.decode('ascii', 'replace')} "
+                             f"({frame.decode(errors='replace')}): it was requeued")
+
+    def _lose(self, held: _Held, reason: str) -> None:
+        """The message is no longer ours (unless settled meanwhile): forget it, tell its Work (Work.lose)."""
+        with self.lock:
+            if self.flight.get(held.msg.id) is not held:
+                return
+            del self.flight[held.msg.id]
+            work = held.work
+        if work is not None:
+            work.lose(reason)
 
     def _check(self) -> None:
         """A lost connection is an error (procx reconnects; nsqd has requeued what was in flight on it)."""
@@ -149,13 +174,17 @@ class NsqSource(Source):
             self._discover()
 
     def _keep(self) -> None:
-        """TOUCH every message we hold, so that nsqd does not requeue it while the child runs."""
+        """TOUCH every message we hold, so that nsqd does not requeue it while the child runs. The messages of a
+        connection that is gone are lost: nsqd requeued them when it dropped."""
         while not self.stop.wait(self.touch_every):
             with self.lock:
-                held = list(self.flight.items())
-            for msg_id, conn in held:
-                with contextlib.suppress(OSError):  # the next get/clear reports a dead connection
-                    conn.send(b"TOUCH", msg_id)
+                held = list(self.flight.values())
+            for item in held:
+                try:
+                    item.conn.send(b"TOUCH", item.msg.id)
+                except OSError:
+                    self._lose(item, f"the connection to nsqd {item.conn.where} was lost "
+                                     f"({item.conn.error or 'closed'}): nsqd requeued the message")
 
     def _set_ready(self, count: int) -> None:
         for conn in list(self.conns.values()):
@@ -183,26 +212,35 @@ class NsqSource(Source):
             self._set_ready(0)  # no second message after this one is finished
         except OSError as exc:
             raise ProviderError(f"driver {NAME}: connection to nsqd lost: {wire.describe(exc)}") from None
-        conn, msg = got
-        return Work(msg.body, msg.id.decode("ascii", "replace"), attempt=msg.attempts, exact=True,  # nsqd's count
-                    handle=_Held(conn, msg), meta={"nsqd": conn.where, "timestamp": msg.timestamp, "topic": self.topic})
+        msg, conn = got.msg, got.conn
+        work = Work(msg.body, msg.id.decode("ascii", "replace"), attempt=msg.attempts, exact=True,  # nsqd's count
+                    handle=got, meta={"nsqd": conn.where, "timestamp": msg.timestamp, "topic": self.topic})
+        with self.lock:
+            got.work = work
+            gone = self.flight.get(msg.id) is not got
+        if gone:  # the keeper found its connection dead meanwhile
+            work.lose(f"the connection to nsqd {conn.where} was lost: nsqd requeued the message")
+        return work
 
-    def _next(self, wait: float) -> tuple[wire.Connection, wire.Message] | None:
+    def _next(self, wait: float) -> _Held | None:
         """The next received message whose connection is still alive (nsqd requeued the others)."""
         deadline = time.monotonic() + wait
         while True:
             try:
-                conn, msg = self.inbox.get(timeout=max(0.0, deadline - time.monotonic())) if wait else \
+                held = self.inbox.get(timeout=max(0.0, deadline - time.monotonic())) if wait else \
                     self.inbox.get_nowait()
             except queue.Empty:
                 return None
-            if conn.alive:
-                return conn, msg
+            if held.conn.alive:
+                return held
 
     def _settle(self, work: Work, name: bytes, *params: bytes) -> None:
         held: _Held = work.handle
         with self.lock:
-            self.flight.pop(held.msg.id, None)
+            if self.flight.get(held.msg.id) is held:
+                del self.flight[held.msg.id]
+        if name == b"REQ" and work.lost:  # nsqd requeued it already (it may be another consumer's now)
+            return
         what = "finish (FIN)" if name == b"FIN" else "requeue (REQ)"
         if not held.conn.alive:
             raise ProviderError(f"driver {NAME}: cannot {what} message {work.id}: the connection to nsqd "
@@ -332,8 +370,10 @@ SPEC = DriverSpec(
     delivery=Delivery(
         "at-least-once",
         hold="in flight on procx's connection (RDY 1), TOUCHed every half msg_timeout while the child runs; nsqd "
-             "requeues it if the connection drops or a touch is missed for msg_timeout",
-        fail="REQ (requeued at once, or after -nsq-requeue-delay); the attempt is nsqd's delivery count",
+             "requeues it if the connection drops or a touch is missed for msg_timeout, and procx then stops the "
+             "child (a dropped connection, or E_TOUCH_FAILED)",
+        fail="REQ (requeued at once, or after -nsq-requeue-delay), none after a lost lease (nsqd requeued it "
+             "already); the attempt is nsqd's delivery count",
         dead_letter="none (nsqd has none; use the attempt in PROCX_ATTEMPT)",
         pushx="PUB/MPUB answered OK by nsqd (in nsqd's memory or disk queue)",
         tested="fake: a project-written nsqd/nsqlookupd speaking the TCP protocol (tests/drivers/nsq_fake.py); "

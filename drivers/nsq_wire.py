@@ -4,7 +4,7 @@ Only what procx and pushx need: the "  V2" magic, IDENTIFY (JSON, feature negoti
 FIN, REQ, TOUCH, PUB, MPUB, NOP answers to heartbeats, and CLS. Frames are `size:int32 type:int32 data`
 (big-endian; size counts the type and the data); type 0 is a response, 1 an error, 2 a message, whose data is
 `timestamp:int64 attempts:uint16 id:16 bytes body`. A reader thread per connection answers heartbeats, hands
-messages to a callback and responses to the command that waits for them.
+messages and the errors of FIN/REQ/TOUCH to callbacks and responses to the command that waits for them.
 """
 
 from __future__ import annotations
@@ -58,6 +58,14 @@ class Message:
         self.body = data[26:]
 
 
+def failed_id(error: bytes, name: bytes) -> bytes | None:
+    """The message id of an E_<name>_FAILED error frame (nsqd: `E_TOUCH_FAILED TOUCH <id> failed <reason>`)."""
+    parts = error.split(b" ", 3)
+    if len(parts) >= 3 and parts[0] == b"E_" + name + b"_FAILED" and parts[1] == name:
+        return parts[2]
+    return None
+
+
 def command(name: bytes, *params: bytes, body: bytes | None = None) -> bytes:
     """One command line, with its size-prefixed body when it has one."""
     out = b" ".join((name, *params)) + b"\n"
@@ -89,16 +97,19 @@ def split_address(address: str, default_port: int) -> tuple[str, int]:
 
 
 class Connection:
-    """One nsqd TCP connection. `on_message(conn, message)` is called from the reader thread."""
+    """One nsqd TCP connection. `on_message(conn, message)` and `on_error(conn, frame)` (E_FIN_FAILED,
+    E_REQ_FAILED, E_TOUCH_FAILED) are called from the reader thread."""
 
     def __init__(self, host: str, port: int, *, identify: dict[str, object], tls: ssl.SSLContext | None = None,
-                 timeout: float = 10.0, on_message: Callable[[Connection, Message], None] | None = None) -> None:
+                 timeout: float = 10.0, on_message: Callable[[Connection, Message], None] | None = None,
+                 on_error: Callable[[Connection, bytes], None] | None = None) -> None:
         self.host, self.port = host, port
         self.where = f"{host}:{port}"
         self.identify_body = dict(identify)
         self.tls = tls
         self.timeout = timeout
         self.on_message = on_message
+        self.on_error = on_error
         self.sock: socket.socket | None = None
         self.responses: queue.Queue[tuple[int, bytes]] = queue.Queue()
         self.write_lock = threading.Lock()
@@ -181,6 +192,8 @@ class Connection:
                         self.on_message(self, Message(data))
                 elif ftype == FRAME_ERROR and data.split(b" ", 1)[0] in ASYNC_ERRORS:
                     self.async_error = data
+                    if self.on_error is not None:
+                        self.on_error(self, data)
                 else:
                     self.responses.put((ftype, data))
         except (OSError, NsqError, struct.error, ValueError) as exc:

@@ -1,5 +1,5 @@
 """Options and helpers shared by aws-s3, aws-sqs and aws-dynamo: region, assumed role, shared-config loading,
-the boto3 session and one-line error messages.
+the boto3 session, the client seam (boto3 or drivers/aws/wire.py) and one-line error messages.
 
 Endpoints come only from the standard variables boto3 (>= 1.28) reads itself: AWS_ENDPOINT_URL and the
 per-service AWS_ENDPOINT_URL_S3 / _SQS / _DYNAMODB / _STS (LocalStack, moto, MinIO ...). Credentials come from the
@@ -75,6 +75,35 @@ def client(config, service: str, read_timeout: float = 60.0):
     return session(config).client(service, config=_client_config(read_timeout))
 
 
+class _Boto:
+    """A boto3 client behind the same narrow seam as drivers/aws/wire.JsonClient: call("SendMessage", {...})."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.endpoint_url = client.meta.endpoint_url
+        self.errors = botocore_errors()
+
+    def call(self, action: str, params: dict) -> dict:
+        method = "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in action).lstrip("_")
+        return getattr(self.client, method)(**params)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def api(config, service: str, target: str, read_timeout: float = 60.0):
+    """A client of a JSON-protocol service with call(Action, params), endpoint_url, errors and close(): the small
+    SigV4 client when the setup is plain (see drivers/aws/wire.py), else boto3's."""
+    from drivers.aws import wire
+
+    where = region(config)
+    found = wire.plain(config, service, where)
+    if found is None:
+        return _Boto(client(config, service, read_timeout))
+    endpoint, creds = found
+    return wire.JsonClient(service, target, endpoint, where, creds, timeout=read_timeout)
+
+
 def error_code(exc: BaseException) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
@@ -82,10 +111,12 @@ def error_code(exc: BaseException) -> str:
 
 def describe(exc: BaseException, endpoint: str) -> str:
     """One line for a botocore error: the endpoint when it cannot be reached, else the service's code/message."""
+    from drivers.aws.wire import WireError
+
+    if isinstance(exc, (ProviderError, WireError)):
+        return one_line(str(exc))
     from botocore import exceptions as bx
 
-    if isinstance(exc, ProviderError):
-        return str(exc)
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ConnectionClosedError)):
         return f"cannot connect to {endpoint}"
     if isinstance(exc, bx.ReadTimeoutError):

@@ -17,6 +17,7 @@ Fixes over the original (procx.md §4.5, §7.4 #31; pushx.md §4.2):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -28,7 +29,7 @@ from core.errors import ProviderError
 from core.options import PROCX, PUSHX, Delivery, DriverSpec, Option
 from core.template import fill, go_json
 from core.work import Sink, Source, Work
-from drivers.aws.common import AWS_OPTIONS, EXTRA, REQUIRES, botocore_errors, client, error_code
+from drivers.aws.common import AWS_OPTIONS, EXTRA, REQUIRES, api, error_code
 from drivers.aws.common import fail as aws_fail
 
 NAME = "aws-sqs"
@@ -155,6 +156,12 @@ def body_text(payload: bytes) -> str:
     return text
 
 
+def _check_md5(body: str, digest: str | None, what: str) -> None:
+    """SQS returns the MD5 of each body it stored or sent: a mismatch means the text was changed on the way."""
+    if digest and hashlib.md5(body.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest() != digest:
+        raise ProviderError(f"driver {NAME}: the body of {what} was altered in transit (MD5 mismatch)")
+
+
 class _Held:
     """The receipt of one received message (per-item state) and until when it is surely hidden (monotonic)."""
 
@@ -174,11 +181,10 @@ class SqsSource(Source):
     def open(self) -> None:
         c = self.config
         self.url = c["aws-sqs-queue-url"]
-        self.errors = botocore_errors()
-        self.sqs = client(c, "sqs", read_timeout=MAX_WAIT + 40)
-        self.endpoint = self.sqs.meta.endpoint_url
+        self.sqs = api(c, "sqs", "AmazonSQS", read_timeout=MAX_WAIT + 40)
+        self.errors, self.endpoint = self.sqs.errors, self.sqs.endpoint_url
         try:
-            attrs = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["VisibilityTimeout"])
+            attrs = self.sqs.call("GetQueueAttributes", {"QueueUrl": self.url, "AttributeNames": ["VisibilityTimeout"]})
         except self.errors as exc:
             if "NonExistentQueue" in error_code(exc) or "QueueDoesNotExist" in error_code(exc):
                 raise ProviderError(f"driver {NAME}: queue {self.url} does not exist (at {self.endpoint})") from None
@@ -209,8 +215,8 @@ class SqsSource(Source):
                     if item.receipt not in self.held or self.stop.is_set():
                         continue
                     try:
-                        self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=item.receipt,
-                                                           VisibilityTimeout=self.visibility)
+                        self.sqs.call("ChangeMessageVisibility", {"QueueUrl": self.url, "ReceiptHandle": item.receipt,
+                                                                  "VisibilityTimeout": self.visibility})
                         item.until = time.monotonic() + self.visibility
                     except Exception as exc:  # noqa: BLE001 - any failure to renew: lost, or tried again
                         if any(code in error_code(exc) for code in LOST):
@@ -238,7 +244,7 @@ class SqsSource(Source):
         if c["aws-sqs-visibility-timeout"]:
             args["VisibilityTimeout"] = self.visibility
         try:
-            messages = self.sqs.receive_message(**args).get("Messages", [])
+            messages = self.sqs.call("ReceiveMessage", args).get("Messages", [])
         except self.errors as exc:
             raise aws_fail(c, f"cannot receive from {self.url}", exc, self.endpoint) from None
         if not messages:
@@ -248,6 +254,7 @@ class SqsSource(Source):
         with self.lock:
             self.held[held.receipt] = held
         body = m.get("Body", "")
+        _check_md5(body, m.get("MD5OfBody"), f"message {m['MessageId']} of {self.url}")
         if c["aws-sqs-include-id"]:  # the original's struct order: {"id":…,"body":…}
             payload = ('{"id":' + go_json(m["MessageId"]) + ',"body":' + go_json(body) + "}").encode()
         else:
@@ -264,7 +271,7 @@ class SqsSource(Source):
     def clear(self, work: Work) -> None:
         held = self._release(work)
         try:
-            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=held.receipt)
+            self.sqs.call("DeleteMessage", {"QueueUrl": self.url, "ReceiptHandle": held.receipt})
         except self.errors as exc:
             raise aws_fail(self.config, f"cannot delete message {held.message_id}", exc, self.endpoint) from None
 
@@ -273,13 +280,15 @@ class SqsSource(Source):
         try:
             # visible again at once, or after procx's -retry-backoff delay (SQS allows at most 12 hours)
             delay = min(MAX_VISIBILITY, math.ceil(work.retry_delay))
-            self.sqs.change_message_visibility(QueueUrl=self.url, ReceiptHandle=held.receipt, VisibilityTimeout=delay)
+            self.sqs.call("ChangeMessageVisibility", {"QueueUrl": self.url, "ReceiptHandle": held.receipt,
+                                                      "VisibilityTimeout": delay})
         except self.errors as exc:
             raise aws_fail(self.config, f"cannot make message {held.message_id} visible again", exc,
                        self.endpoint) from None
 
     def depth(self) -> int:
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"])
+        attrs = self.sqs.call("GetQueueAttributes", {"QueueUrl": self.url,
+                                                     "AttributeNames": ["ApproximateNumberOfMessages"]})
         return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
 
     def close(self) -> None:
@@ -288,16 +297,19 @@ class SqsSource(Source):
             stop.set()
         if self.renewer is not None:
             self.renewer.join(timeout=5)
+        if self.sqs is not None:
+            self.sqs.close()
 
 
 class SqsSink(Sink):
+    sqs = None
+
     def open(self) -> None:
         c = self.config
         self.url = c["aws-sqs-queue-url"]
-        self.errors = botocore_errors()
         self.attributes = parse_attributes(c["aws-sqs-message-attributes"])
-        self.sqs = client(c, "sqs")
-        self.endpoint = self.sqs.meta.endpoint_url
+        self.sqs = api(c, "sqs", "AmazonSQS")
+        self.errors, self.endpoint = self.sqs.errors, self.sqs.endpoint_url
 
     def _entry(self, payload: bytes) -> dict:
         c = self.config
@@ -319,9 +331,11 @@ class SqsSink(Sink):
     def push(self, payload: bytes) -> str | None:
         entry = self._entry(payload)
         try:
-            return self.sqs.send_message(QueueUrl=self.url, **entry)["MessageId"]
+            result = self.sqs.call("SendMessage", {"QueueUrl": self.url, **entry})
         except self.errors as exc:
             raise self._failed(f"cannot send to {self.url}", exc) from None
+        _check_md5(entry["MessageBody"], result.get("MD5OfMessageBody"), f"message {result['MessageId']}")
+        return result["MessageId"]
 
     def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
         """SendMessageBatch in groups of 10; every entry that SQS refused is reported (after all batches)."""
@@ -331,15 +345,21 @@ class SqsSink(Sink):
         for start in range(0, len(entries), BATCH):
             batch = [{"Id": str(n), **entries[n]} for n in range(start, min(start + BATCH, len(entries)))]
             try:
-                result = self.sqs.send_message_batch(QueueUrl=self.url, Entries=batch)
+                result = self.sqs.call("SendMessageBatch", {"QueueUrl": self.url, "Entries": batch})
             except self.errors as exc:
                 raise self._failed(f"cannot send to {self.url} (after {start} of {len(entries)} messages)",
                                    exc) from None
             for ok in result.get("Successful", []):
-                ids[int(ok["Id"])] = ok["MessageId"]
+                n = int(ok["Id"])
+                _check_md5(entries[n]["MessageBody"], ok.get("MD5OfMessageBody"), f"message {ok['MessageId']}")
+                ids[n] = ok["MessageId"]
             for bad in result.get("Failed", []):
                 failed.append(f"#{bad['Id']}: {bad.get('Code', '')} {bad.get('Message', '')}".strip())
         if failed:
             raise ProviderError(f"driver {NAME}: {len(failed)} of {len(entries)} messages were not sent: "
                                 + "; ".join(failed[:5]) + (" …" if len(failed) > 5 else ""))
         return ids
+
+    def close(self) -> None:
+        if self.sqs is not None:
+            self.sqs.close()

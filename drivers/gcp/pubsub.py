@@ -8,7 +8,9 @@ Fixes over the original (procx.md §4.18, §7.3 #27, §7.4 #28; pushx.md §4.10)
   rather than the deprecated return_immediately, which may answer empty while messages wait).
 - while the child runs, a keeper thread extends the message's ack deadline (by the subscription's deadline, or
   -gcp-pubsub-ack-deadline) so a long job is not delivered twice; a kill -9 of procx stops the extensions and the
-  message comes back after one deadline.
+  message comes back after one deadline. An extension refused for good (the ack id or the subscription is no
+  longer valid), or none that succeeded before the deadline ran out, loses the lease: procx stops the child
+  (Work.lose) and does not nack the message, which is already back (or with another consumer).
 - a missing subscription or topic, or an unreachable endpoint, is a one-line error (the original blocked forever).
 - the attempt number comes from the message's delivery_attempt (set when the subscription has a dead-letter
   policy; 1 otherwise).
@@ -83,15 +85,17 @@ def _retry(timeout: float):
 
 
 class _Held:
-    """The receipt of one pulled message and the thread that keeps its ack deadline from running out."""
+    """The receipt of one pulled message, the thread that keeps its ack deadline from running out, until when the
+    deadline surely holds (monotonic) and the Work it became (told when the lease is lost)."""
 
-    __slots__ = ("ack_id", "stop", "thread", "failures")
+    __slots__ = ("ack_id", "stop", "thread", "until", "work")
 
-    def __init__(self, ack_id: str) -> None:
+    def __init__(self, ack_id: str, until: float) -> None:
         self.ack_id = ack_id
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
-        self.failures = 0
+        self.until = until
+        self.work: Work | None = None
 
     def release(self) -> None:
         self.stop.set()
@@ -166,33 +170,53 @@ class PubsubSource(Source):
 
     def _work(self, received) -> Work:
         message = received.message
-        held = _Held(received.ack_id)
+        held = _Held(received.ack_id, time.monotonic() + self.deadline)
+        publish_time = message.publish_time
+        held.work = Work(bytes(message.data), message.message_id or None, attempt=received.delivery_attempt or 1,
+                         handle=held, meta={"attributes": dict(message.attributes),
+                                            "ordering_key": message.ordering_key,
+                                            "publish_time": publish_time.isoformat() if publish_time else ""})
         held.thread = threading.Thread(target=self._keep, args=(held,), name="pubsub-ack-keeper", daemon=True)
         with self.lock:
             self.held.add(held)
         held.thread.start()
-        publish_time = message.publish_time
-        return Work(bytes(message.data), message.message_id or None, attempt=received.delivery_attempt or 1,
-                    handle=held, meta={"attributes": dict(message.attributes), "ordering_key": message.ordering_key,
-                                       "publish_time": publish_time.isoformat() if publish_time else ""})
+        return held.work
 
     def _keep(self, held: _Held) -> None:
-        """Extend the ack deadline every third of it until the message is acked or nacked."""
-        interval = max(0.5, self.deadline / 3)
-        while not held.stop.wait(interval):
-            try:
-                self.client.modify_ack_deadline(
-                    request={"subscription": self.path, "ack_ids": [held.ack_id],
-                             "ack_deadline_seconds": self.deadline},
-                    retry=_retry(interval), timeout=interval)
-            except Exception:  # noqa: BLE001 - the ack reports a message that was lost meanwhile
-                held.failures += 1
+        """Extend the ack deadline every third of it until the message is acked or nacked. A refusal for good, or
+        no success before the deadline ran out (the message may be redelivered), loses the lease (Work.lose)."""
+        from google.api_core import exceptions as gx
 
-    def _settle(self, work: Work, what: str, request: dict, call) -> None:
+        interval = max(0.5, self.deadline / 3)
+        work: Work = held.work  # type: ignore[assignment]
+        while not held.stop.wait(interval):
+            sent = time.monotonic()
+            if sent >= held.until:
+                lost = f"the ack deadline of message {work.id} ran out before it could be extended"
+            else:
+                try:
+                    self.client.modify_ack_deadline(
+                        request={"subscription": self.path, "ack_ids": [held.ack_id],
+                                 "ack_deadline_seconds": self.deadline},
+                        retry=_retry(interval), timeout=interval)
+                    held.until = sent + self.deadline
+                    continue
+                except (gx.NotFound, gx.InvalidArgument, gx.FailedPrecondition) as exc:
+                    lost = f"Pub/Sub refused to extend the ack deadline of message {work.id}: {exc.message}"
+                except Exception:  # noqa: BLE001 - a passing error: tried again until the deadline runs out
+                    continue
+            work.lose(lost)
+            return
+
+    def _release(self, work: Work) -> _Held:
         held: _Held = work.handle
         held.release()
         with self.lock:
             self.held.discard(held)
+        return held
+
+    def _settle(self, work: Work, what: str, request: dict, call) -> None:
+        held = self._release(work)
         try:
             call(request={"subscription": self.path, "ack_ids": [held.ack_id], **request},
                  retry=_retry(RPC_TIMEOUT), timeout=RPC_TIMEOUT)
@@ -203,6 +227,9 @@ class PubsubSource(Source):
         self._settle(work, "ack", {}, self.client.acknowledge)
 
     def fail(self, work: Work) -> None:
+        if work.lost:  # the message is back already (or with another consumer): its ack id is spent
+            self._release(work)
+            return
         self._settle(work, "nack", {"ack_deadline_seconds": 0}, self.client.modify_ack_deadline)
 
     def close(self) -> None:
@@ -316,8 +343,9 @@ SPEC = DriverSpec(
     delivery=Delivery(
         "at-least-once",
         hold="unacked message; its ack deadline is extended while the child runs (a dead procx stops extending: "
-             "the message returns after one deadline)",
-        fail="nack (ack deadline 0): redelivered at once",
+             "the message returns after one deadline); the child is stopped when an extension is refused for good "
+             "or none succeeded before the deadline ran out",
+        fail="nack (ack deadline 0): redelivered at once; none after a lost lease (the message is back already)",
         dead_letter="the subscription's dead-letter policy (delivery_attempt becomes the attempt number)",
         pushx="published: the server returned the message id",
         tested="emulator: cloudbox 0.2.3 Pub/Sub gRPC (PUBSUB_EMULATOR_HOST)",

@@ -7,10 +7,11 @@ documentation and has its own frame encoding (it shares no code with drivers/nsq
 Implemented: the "  V2" magic; IDENTIFY (JSON body; feature negotiation answers JSON with msg_timeout, tls_v1;
 TLS upgrade with an OK frame over TLS); SUB (topic and channel created on first use; messages published before
 a topic had a channel go to its first channel); RDY; FIN, REQ (with a delay in ms), TOUCH (errors
-E_FIN_FAILED/E_REQ_FAILED/E_TOUCH_FAILED, not fatal); PUB and MPUB (empty or over-sized bodies: E_BAD_MESSAGE,
-fatal); NOP; CLS (CLOSE_WAIT); heartbeats every `heartbeat` seconds, and the connection is closed when the
-client has sent nothing for two intervals; in-flight messages requeued after `msg_timeout` without FIN/TOUCH
-and when their connection drops; attempts counted per delivery. nsqlookupd: GET /lookup?topic= (404
+E_FIN_FAILED/E_REQ_FAILED/E_TOUCH_FAILED as nsqd words them, `<code> <cmd> <id> failed <reason>`, not fatal);
+PUB and MPUB (empty or over-sized bodies: E_BAD_MESSAGE, fatal); NOP; CLS (CLOSE_WAIT); heartbeats every
+`heartbeat` seconds, and the connection is closed when the client has sent nothing for two intervals; in-flight
+messages requeued after `msg_timeout` without FIN/TOUCH (or at once by expire()) and when their connection drops
+(or is dropped by kick()); attempts counted per delivery. nsqlookupd: GET /lookup?topic= (404
 TOPIC_NOT_FOUND for an unknown topic) and GET /nodes.
 Not implemented: AUTH, snappy/deflate, DPUB, sampling, ephemeral channel deletion, disk queues, /stats and the
 rest of nsqd's HTTP API, topic/channel pausing.
@@ -181,6 +182,14 @@ class FakeNsqd:
         for client in clients:
             self._drop(client)
 
+    def expire(self, topic: str, channel: str) -> None:
+        """Requeue the channel's in-flight messages now, as nsqd does when their msg_timeout passes."""
+        with self.lock:
+            c = self.topics.get(topic, Topic()).channels.get(channel)
+            if c is not None:
+                c.queue.extend(msg for msg, _, _ in c.flight.values())
+                c.flight.clear()
+
     def queued(self, topic: str) -> list[bytes]:
         """Bodies published to a topic (its backlog or its first channel's queue)."""
         with self.lock:
@@ -285,7 +294,8 @@ class FakeNsqd:
             channel = client.channel
             held = channel.flight.get(ident) if channel else None
             if held is None or held[1] is not client:
-                client.frame(1, f"E_{what}_FAILED {what} {ident.decode(errors='replace')} failed".encode())
+                reason = "ID not in flight" if held is None else "client does not own message"
+                client.frame(1, f"E_{what}_FAILED {what} {ident.decode(errors='replace')} failed {reason}".encode())
                 return
             msg = held[0]
             if what == "TOUCH":

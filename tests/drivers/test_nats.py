@@ -151,6 +151,82 @@ def test_long_child_keeps_its_message_in_progress(stream) -> None:
     assert consumer_info(name, "procx-test").num_redelivered == 0
 
 
+def lease_events(err: Path) -> list[str]:
+    """The work events procx logged (-log-format json) that a lost lease is about."""
+    import json
+
+    found = [json.loads(line)["event"] for line in err.read_text().splitlines() if line.startswith("{")]
+    return [e for e in found if e in ("lease-lost", "failed", "cleared", "error")]
+
+
+def start_sleeper(subject: str, tmp_path: Path, *extra: str, durable: str) -> subprocess.Popen:
+    """procx (JSON log in tmp_path/err) whose child touches tmp_path/started and sleeps."""
+    started = tmp_path / "started"
+    child = [sys.executable, "-c", f"import time; open({str(started)!r}, 'w').close(); time.sleep(60)"]
+    with open(tmp_path / "err", "wb") as err:
+        proc = subprocess.Popen([command("procx"), *js_args(subject, *extra, "-log-format", "json", durable=durable),
+                                 *child],
+                                stderr=err, env=clean_env())
+    wait_for(started.exists, timeout=15)
+    return proc
+
+
+@pytest.mark.slow
+async def test_a_lapsed_ack_wait_stops_the_child_and_the_message_is_not_naked_over_its_new_holder(
+        stream, tmp_path: Path) -> None:
+    """procx cannot renew for longer than the ack wait (SIGSTOP): the server redelivers the message to another
+    consumer; procx then stops its child and does not nak (a stale nak would redeliver it a third time)."""
+    import signal
+
+    name, subject = stream
+    api.pushx(b"long job", ["-driver", "nats", "-nats-url", URL, "-nats-subject", subject, "-nats-jetstream"])
+    proc = await asyncio.to_thread(start_sleeper, subject, tmp_path, "-nats-ack-wait", "1s", durable="lapse")
+    nc = await nats.connect(URL)
+    try:
+        proc.send_signal(signal.SIGSTOP)
+        other = await nc.jetstream().pull_subscribe(subject, durable="lapse", stream=name)
+        msg = (await other.fetch(1, timeout=10))[0]  # redelivered after the ack wait
+        assert (msg.data, msg.metadata.num_delivered) == (b"long job", 2)
+
+        async def hold() -> None:
+            while True:
+                await msg.in_progress()
+                await asyncio.sleep(0.2)
+
+        holding = asyncio.create_task(hold())
+        proc.send_signal(signal.SIGCONT)
+        assert await asyncio.to_thread(proc.wait, 15) == 143  # the child got SIGTERM
+        with pytest.raises(nats.errors.TimeoutError):
+            await other.fetch(1, timeout=1.5)  # not delivered again while the new holder has it
+        holding.cancel()
+        await msg.ack_sync()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+        await nc.close()
+    assert lease_events(tmp_path / "err") == ["lease-lost", "failed"]
+    assert await asyncio.to_thread(stream_messages, name) == 0
+
+
+def test_a_deleted_consumer_stops_the_child_and_the_message_stays(stream, tmp_path: Path) -> None:
+    """The server answers in-progress with no responders once the consumer is gone: the lease is lost."""
+    name, subject = stream
+    api.pushx(b"job", ["-driver", "nats", "-nats-url", URL, "-nats-subject", subject, "-nats-jetstream"])
+    proc = start_sleeper(subject, tmp_path, "-nats-ack-wait", "1s", durable="gone")
+    try:
+        _js_call(lambda js, nc: js.delete_consumer(name, "gone"))
+        assert proc.wait(timeout=15) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert lease_events(tmp_path / "err") == ["lease-lost", "failed"]
+    assert "consumer 'gone' no longer exists" in (tmp_path / "err").read_text()
+    assert stream_messages(name) == 1
+    assert run("procx", *js_args(subject, durable="gone")).stdout == b"job"  # a new consumer delivers it
+    assert stream_messages(name) == 0
+
+
 def test_pushx_returns_the_stream_sequence(stream) -> None:
     _, subject = stream
     args = ["-driver", "nats", "-nats-url", URL, "-nats-subject", subject, "-nats-jetstream"]

@@ -135,6 +135,43 @@ def test_fake_touch_keeps_a_long_job_and_heartbeats_are_answered(topic: str) -> 
         server.stop()
 
 
+@pytest.mark.parametrize(("lose", "reason"), [("kick", "connection to nsqd"), ("expire", "E_TOUCH_FAILED")])
+def test_fake_a_lost_lease_stops_the_child_and_the_message_comes_back_once(topic: str, tmp_path, lose: str,
+                                                                           reason: str) -> None:
+    """The connection drops (nsqd requeues what was in flight on it) or the message times out (the next TOUCH gets
+    E_TOUCH_FAILED): procx stops the child and sends no REQ; the message is delivered once more."""
+    import json
+
+    server = FakeNsqd(msg_timeout=1.0)  # TOUCH every 0.5 s
+    try:
+        api.pushx(b"long job", args(server, topic, channel=None))
+        started = tmp_path / "started"
+        child = [sys.executable, "-c", f"import time; open({str(started)!r}, 'w').close(); time.sleep(60)"]
+        with open(tmp_path / "err", "wb") as err:
+            proc = subprocess.Popen([command("procx"), *args(server, topic, "-log-format", "json"), *child],
+                                    stderr=err, env=clean_env())
+        try:
+            wait_for(started.exists, timeout=15)
+            if lose == "kick":
+                server.kick()
+            else:
+                server.expire(topic, CHANNEL)
+            assert proc.wait(timeout=15) == 143  # the child got SIGTERM
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        found = [json.loads(line) for line in (tmp_path / "err").read_text().splitlines() if line.startswith("{")]
+        found = [e for e in found if e["event"] in ("lease-lost", "failed", "cleared", "error")]
+        assert [e["event"] for e in found] == ["lease-lost", "failed"]
+        assert reason in found[0]["reason"]
+        assert not [c for c in server.commands if c.startswith(b"REQ ")]
+        with api.work(args(server, topic)) as work:
+            assert (work.payload, work.attempt) == (b"long job", 2)
+        assert settled(server, topic) == 0
+    finally:
+        server.stop()
+
+
 def test_fake_in_flight_timeout_requeues_without_touch(topic: str) -> None:
     """The fake itself: a message nobody touches comes back after msg_timeout with its attempts counted."""
     server = FakeNsqd(msg_timeout=0.3)

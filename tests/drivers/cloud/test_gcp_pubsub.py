@@ -160,6 +160,46 @@ def test_ack_deadline_is_extended_while_the_child_runs(cloudbox, names: Names, t
     assert names.pending() == 0
 
 
+@pytest.mark.slow
+def test_a_lapsed_ack_deadline_stops_the_child_and_leaves_the_message_to_its_new_holder(cloudbox, names: Names,
+                                                                                         tmp_path) -> None:
+    """procx cannot extend the deadline in time (SIGSTOP): another consumer gets the message; procx then stops its
+    child (lease-lost) and does not nack the message over its new holder."""
+    import signal
+
+    names.publisher.publish(names.topic_path, b"long job").result()
+    started = tmp_path / "started"
+    child = [sys.executable, "-c", f"import time; open({str(started)!r}, 'w').close(); time.sleep(60)"]
+    with open(tmp_path / "err", "wb") as err:
+        proc = subprocess.Popen([command("procx"), *procx_args(names, "-gcp-pubsub-ack-deadline", "1s",
+                                                               "-log-format", "json"), *child],
+                                stderr=err, env=_env(cloudbox))
+
+    def pull() -> list:
+        return list(names.subscriber.pull(request={"subscription": names.sub_path, "max_messages": 1},
+                                          timeout=5).received_messages)
+
+    try:
+        wait_for(started.exists, timeout=15)
+        proc.send_signal(signal.SIGSTOP)
+        got = wait_for(pull, timeout=15)[0]  # redelivered once the deadline ran out
+        names.subscriber.modify_ack_deadline(request={"subscription": names.sub_path, "ack_ids": [got.ack_id],
+                                                      "ack_deadline_seconds": 60})
+        proc.send_signal(signal.SIGCONT)
+        assert proc.wait(timeout=15) == 143  # the child got SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+    assert got.message.data == b"long job"
+    assert pull() == []  # not offered again while its new holder has it
+    names.subscriber.acknowledge(request={"subscription": names.sub_path, "ack_ids": [got.ack_id]})
+    assert names.pending() == 0
+    err = (tmp_path / "err").read_bytes()
+    assert [e["event"] for e in (json.loads(line) for line in err.splitlines() if line.startswith(b"{"))
+            if e["event"] in ("lease-lost", "failed", "cleared", "error")] == ["lease-lost", "failed"]
+
+
 def test_fail_nacks_at_once_and_the_attempt_counts_up(cloudbox, names: Names) -> None:
     names.publisher.publish(names.topic_path, b"flaky").result()
     env = _env(cloudbox)
