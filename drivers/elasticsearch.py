@@ -35,6 +35,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import ProcxError, ProviderError, UsageError, one_line
@@ -479,6 +480,26 @@ class ElasticsearchSink(Sink):
         with self.conn.errors(f"index the document in {index}"):
             return self.client.index(index=index, id=ident, document=body,
                                      refresh=c["elasticsearch-refresh"] or None)["_id"]
+
+    def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
+        """One _bulk request (pushx -bulk); every document the server refused is reported. A document is one NDJSON
+        line: raw line breaks, which valid JSON holds only as white space between tokens, become spaces."""
+        c = self.config
+        index, ident = c["elasticsearch-index"], c["elasticsearch-doc-id"] or None
+        action = {"index": {"_index": index, **({"_id": ident} if ident else {})}}
+        operations: list[object] = []
+        for payload in payloads:  # refuse a bad payload before anything is sent
+            body = document(payload, c["elasticsearch-payload-field"])
+            operations += [action, body.replace(b"\n", b" ").replace(b"\r", b" ")]
+        with self.conn.errors(f"index {len(payloads)} documents in {index}"):
+            result = self.client.bulk(operations=operations, refresh=c["elasticsearch-refresh"] or None)
+        items = [next(iter(item.values())) for item in result["items"]]
+        failed = [f"#{n}: {_reason(item) or item.get('status')}" for n, item in enumerate(items)
+                  if item.get("status", 500) >= 300]
+        if failed:
+            raise ProviderError(f"driver elasticsearch: {self.conn.where}: {len(failed)} of {len(items)} documents "
+                                "were not indexed: " + "; ".join(failed[:5]) + (" …" if len(failed) > 5 else ""))
+        return [item.get("_id") for item in items]
 
     def close(self) -> None:
         conn = getattr(self, "conn", None)

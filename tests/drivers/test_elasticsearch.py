@@ -269,6 +269,39 @@ def test_pushx_indexes_the_payload_unchanged_with_or_without_an_id(es_server: Es
     assert set(es_server.sources(index)) == {generated, "mine"}
 
 
+def test_pushx_bulk_indexes_each_line_in_one_request_unchanged(es_server: EsServer, index: str) -> None:  # noqa: F811
+    lines = [b'{"n": %d, "big": 9007199254740993}' % n for n in range(25)]
+    done = run("pushx", *args(es_server, "-elasticsearch-index", index, "-bulk", "-bulk-batch", "10",
+                              "-log-format", "json", "-out=-"), input=b"\n".join(lines) + b"\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"\n".join(lines) + b"\n"  # the tee passes every line on after success
+    sources = es_server.sources(index)
+    assert sorted(doc["n"] for doc in sources.values()) == list(range(25))
+    assert {doc["big"] for doc in sources.values()} == {9007199254740993}
+    # a separator other than a newline: a pretty-printed object still becomes one NDJSON line of the request
+    pretty = b'{\n  "n": 100,\r\n  "s": "a\\nb"\n}'
+    assert run("pushx", *args(es_server, "-elasticsearch-index", index, "-bulk", "-bulk-separator", ";"),
+               input=pretty + b";" + b'{"n": 101}').returncode == 0
+    assert {doc["n"]: doc.get("s") for doc in es_server.sources(index).values() if doc["n"] >= 100} == {
+        100: "a\nb", 101: None}
+
+
+def test_pushx_bulk_reports_the_documents_the_server_refused(es_server: EsServer, index: str) -> None:  # noqa: F811
+    assert run("pushx", *args(es_server, "-elasticsearch-index", index), input=b'{"n": 1}').returncode == 0
+    done = run("pushx", *args(es_server, "-elasticsearch-index", index, "-bulk", "-out=-"),
+               input=b'{"n": 2}\n{"n": {"not": "a number"}}\n{"n": 3}\n')
+    assert done.returncode == 69, done.stderr
+    assert b"1 of 3 documents were not indexed: #1: " in done.stderr
+    assert done.stdout == b""  # nothing passed on: the batch did not wholly succeed
+
+
+def test_pushx_bulk_refuses_a_bad_line_before_sending_anything(es_server: EsServer, index: str) -> None:  # noqa: F811
+    done = run("pushx", *args(es_server, "-elasticsearch-index", index, "-bulk"), input=b'{"n": 1}\n[2]\n')
+    assert done.returncode == 2
+    assert b"not a JSON list" in done.stderr
+    assert es_server.sources(index) == {}
+
+
 @pytest.mark.parametrize(("payload", "extra", "message"), [
     (b"\xff\xfe{}", (), b"byte 0 is not UTF-8"),
     (PAYLOADS["non-utf8"], ("-elasticsearch-payload-field", "work"), b"byte 128 is not UTF-8"),

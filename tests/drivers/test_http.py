@@ -373,7 +373,7 @@ def test_timeout(server: Server) -> None:
     done = run("procx", "-driver", "http", "-http-retrieve-url", f"{server.url}/slow", "-http-timeout", "0.3s")
     assert done.returncode == 69
     assert b"no answer within 0.3s" in done.stderr or b"timed out" in done.stderr
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 15  # well before the default 30 s: the option was applied
 
 
 def test_url_credentials_become_basic_auth_and_are_never_shown(server: Server) -> None:
