@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.parse
 
+CONNECT_TIMEOUT = 10.0  # seconds (as the boto3 clients of the aws drivers)
 RETRIES = 3  # attempts for throttling, 5xx answers and connections that fail before an answer (as botocore's)
 RETRYABLE = ("Throttling", "ThrottlingException", "RequestThrottled", "ServiceUnavailable", "InternalError",
              "RequestTimeout", "KMSThrottlingException")
@@ -118,12 +119,21 @@ class JsonClient:
             host, port = self.address
             if self.https:
                 context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
-                conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
+                conn = http.client.HTTPSConnection(host, port, timeout=CONNECT_TIMEOUT, context=context)
             else:
-                conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+                conn = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
             self.local.conn = conn
             self.conns.append(conn)
+            conn.connect()
+            conn.sock.settimeout(self.timeout)  # a long poll waits up to 20 s for an answer
         return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self.local, "conn", None)
+        if conn is not None:
+            self.local.conn = None
+            conn.close()
+            self.conns.remove(conn)
 
     def call(self, action: str, params: dict) -> dict:
         body = json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
@@ -131,16 +141,14 @@ class JsonClient:
             headers = sign({"Host": self.host, "Content-Type": "application/x-amz-json-1.0",
                             "X-Amz-Target": f"{self.target}.{action}"}, body, self.creds, self.region,
                            self.service, path=self.path)
-            conn = self._connect()
             try:
+                conn = self._connect()
                 conn.request("POST", self.path, body, headers)
                 answer = conn.getresponse()
                 status, data = answer.status, answer.read()
                 query_error = answer.getheader("x-amzn-query-error", "")
             except (OSError, http.client.HTTPException) as exc:
-                self.local.conn = None
-                conn.close()
-                self.conns.remove(conn)
+                self._drop()
                 if attempt + 1 < RETRIES and not isinstance(exc, TimeoutError):
                     time.sleep(0.05 * 2**attempt)
                     continue
