@@ -273,8 +273,9 @@ class NatsSource(Source):
                 lost = (f"no in-progress was confirmed within the ack wait ({self.ack_wait:g}s): the server may "
                         "have redelivered the message to another consumer")
             else:
+                left = min(interval, confirmed + self.ack_wait - sent)  # a later answer is too late
                 try:
-                    await self.client.nc.request(held.msg.reply, b"+WPI", timeout=interval)
+                    await self.client.nc.request(held.msg.reply, b"+WPI", timeout=left)
                     confirmed = sent  # the server restarted the ack wait after `sent`
                     continue
                 except ne.NoRespondersError:

@@ -194,11 +194,12 @@ class PubsubSource(Source):
             if sent >= held.until:
                 lost = f"the ack deadline of message {work.id} ran out before it could be extended"
             else:
+                left = min(interval, held.until - sent)  # an answer after the deadline ran out is too late
                 try:
                     self.client.modify_ack_deadline(
                         request={"subscription": self.path, "ack_ids": [held.ack_id],
                                  "ack_deadline_seconds": self.deadline},
-                        retry=_retry(interval), timeout=interval)
+                        retry=_retry(left), timeout=left)
                     held.until = sent + self.deadline
                     continue
                 except (gx.NotFound, gx.InvalidArgument, gx.FailedPrecondition) as exc:
