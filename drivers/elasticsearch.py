@@ -152,7 +152,8 @@ SPEC = DriverSpec(
         "at-least-once with a clear op that takes the hits out of the query (delete, move, or a put/merge-put "
         "changing what the query matches)",
         hold="with -elasticsearch-lease-ttl: each hit leased by a conditional update (if_seq_no/if_primary_term) of "
-             "a lease field, renewed while the child runs; a dead procx's hits come back after the TTL. Without it "
+             "a lease field, renewed while the child runs; a dead procx's hits come back after the TTL; a lease taken over stops "
+             "the child. Without it "
              "none: two procx may run the same hit, but the ops are conditional on the hit being unchanged since it "
              "was read, so the second clear is refused, not applied twice",
         fail="the fail op (e.g. merge-put a status, move to a failed index); empty: the hits stay (their lease "
@@ -268,11 +269,12 @@ class _Held:
     """Work.handle: the hits of one job, their JSON (the templates' data) and, with a lease, its token and a lock
     that keeps the renewal and the clear/fail from writing at the same time (each write moves the seq_no)."""
 
-    __slots__ = ("hits", "document", "token", "keeper_token", "lock", "released")
+    __slots__ = ("hits", "document", "token", "keeper_token", "lock", "released", "work")
 
     def __init__(self, hits: list[_Hit], document: str, token: str | None) -> None:
         self.hits, self.document, self.token = hits, document, token
         self.keeper_token = 0
+        self.work: Work | None = None
         self.lock = threading.Lock()
         self.released = False
 
@@ -325,9 +327,10 @@ class ElasticsearchSource(Source):
         document = go_json([{**h.source, "_id": h.id} for h in hits])
         payload = _field_bytes(hits[0].source.get(self.field)) if self.field else document.encode()
         held = _Held(hits, document, token)
+        held.work = Work(payload, hits[0].id, handle=held)
         if token:
             held.keeper_token = self.keeper.hold(held)
-        return Work(payload, hits[0].id, handle=held)
+        return held.work
 
     def _without(self, ids: list[str]) -> dict:
         """The retrieve query without these ids and (with a lease) without the documents leased now."""
@@ -359,10 +362,21 @@ class ElasticsearchSource(Source):
         hit.seq_no, hit.primary_term = done.get("_seq_no"), done.get("_primary_term")
 
     def _renew(self, held: _Held) -> None:
+        """Extend the lease of each hit, conditionally: a hit changed or removed by someone else since (its lease
+        expired and another procx took it) is reported to procx, which stops the child (Work.lose)."""
+        from elasticsearch import ConflictError, NotFoundError
+
         with held.lock:
-            if not held.released:
-                for hit in held.hits:
+            if held.released:
+                return
+            for hit in held.hits:
+                try:
                     self._write_lease(hit, held.token)
+                except (ConflictError, NotFoundError):
+                    if held.work is not None:
+                        held.work.lose(f"document {hit.id!r} in {self.index} changed or went away while its "
+                                       "lease was held: another procx may have it")
+                    return
 
     def _current(self, hits: list[_Hit]) -> list[_Hit]:
         """The hits that are still as the search saw them (a real-time get): search results lag behind writes until
@@ -392,6 +406,8 @@ class ElasticsearchSource(Source):
                 held.released = True
         elif not op:
             return
+        if phase == "fail" and work.lost:
+            return  # another procx may hold the documents now: theirs to finish
         target = c[f"elasticsearch-{phase}-index"] or self.index
         here = target == self.index
         doc = self.docs[phase].render(held.document) if phase in self.docs else None

@@ -108,7 +108,7 @@ SPEC = DriverSpec(
     delivery=Delivery(
         "at-least-once",
         hold="the key stays until the clear op runs; with -etcd-claim-ttl a claim key under a lease (kept alive "
-             "while the child runs) makes it exclusive, and a dead procx's claim expires after the TTL; without a "
+             "while the child runs) makes it exclusive, and a dead procx's claim expires after the TTL (an expired claim stops the child); without a "
              "claim two procx may take the same key",
         fail="-etcd-fail-op: rm, put or mv; empty: the key is left (and taken again)",
         pushx="put acknowledged by etcd (overwrites the key)",
@@ -303,7 +303,7 @@ class _Claim:
     def __init__(self, client: _Client, claim_key: bytes, token: bytes, lease: int, ttl: int) -> None:
         self.client, self.key, self.token, self.lease, self.ttl = client, claim_key, token, lease, ttl
         self.stop = threading.Event()
-        self.lost = False
+        self.work: Work | None = None  # told when the claim's lease expires (Work.lose)
         self.thread = threading.Thread(target=self._keep_alive, name="etcd-claim", daemon=True)
 
     def start(self) -> None:
@@ -324,8 +324,9 @@ class _Claim:
                     ttl = int(resp.json().get("result", {}).get("TTL", 0)) if resp.ok else -1
                 except (requests.RequestException, ValueError, KeyError):
                     ttl = -1  # the server may be back before the lease expires: keep trying
-                if ttl == 0:
-                    self.lost = True  # the lease expired: another procx may take the key now
+                if ttl == 0:  # the lease expired: another procx may take the key now
+                    if self.work is not None:
+                        self.work.lose(f"the claim on {self.work.id!r} expired: another procx may have taken it")
                     return
 
     def _login(self, session) -> None:
@@ -388,9 +389,10 @@ class EtcdSource(Source):
                     if won:
                         claim = _Claim(self.client, claim_key, token, lease, self.claim_ttl)
                         lease = 0
+                        claim.work = self._work(kv, claim)
                         claim.start()
                         self.held.add(claim)
-                        return self._work(kv, claim)
+                        return claim.work
                 if self.end is None or len(kvs) < SCAN_BATCH:
                     return None
                 start = _unb64(kvs[-1]["key"]) + b"\x00"
@@ -440,6 +442,8 @@ class EtcdSource(Source):
             return
         try:
             if not self.client.txn([claim.compare()], [*ops, _delete(claim.key)]):
+                if phase == "fail" and work.lost:
+                    return  # another procx may have the key now: theirs to finish
                 raise ProviderError(f"driver etcd: lost the claim on {work.id!r} (its lease expired, another procx "
                                     f"may have taken it): not {phase}ed here")
         finally:

@@ -142,7 +142,7 @@ SPEC = DriverSpec(
     delivery=Delivery(
         "at-least-once with a clear command that takes the documents out of the filter (delete, or update a status)",
         hold="with -mongo-lease-ttl: each document claimed by findAndModify (a lease field renewed while the child "
-             "runs; a dead procx's documents come back after the TTL); without it none: the documents stay matched, "
+             "runs; a dead procx's documents come back after the TTL; a lease taken over stops the child); without it none: the documents stay matched, "
              "and two procx may take the same documents",
         fail="-mongo-fail-query (empty: the documents stay and are taken again; the lease is released at once)",
         pushx="insert acknowledged by the server (a new ObjectId unless the document has an _id)",
@@ -270,11 +270,12 @@ def _plain(value: object) -> object:
 class _Held:
     """Work.handle: the documents' ids, their JSON, and the lease token (None without a lease)."""
 
-    __slots__ = ("ids", "document", "token", "keeper_token")
+    __slots__ = ("ids", "document", "token", "keeper_token", "work")
 
     def __init__(self, ids: list, document: str, token: str | None) -> None:
         self.ids, self.document, self.token = ids, document, token
         self.keeper_token = 0
+        self.work: Work | None = None
 
 
 class MongoSource(Source):
@@ -301,9 +302,10 @@ class MongoSource(Source):
         field = self.config["mongo-payload-field"]
         payload = _field_bytes(docs[0].get(field)) if field else document.encode()
         held = _Held([d["_id"] for d in docs], document, token)
+        held.work = Work(payload, str(_plain(docs[0].get("_id"))), handle=held)
         if token is not None:
             held.keeper_token = self.keeper.hold(held)
-        return Work(payload, str(_plain(docs[0].get("_id"))), handle=held)
+        return held.work
 
     def _take(self) -> tuple[list[dict], str | None]:
         limit = 1 if self.config["mongo-payload-field"] else self.config["mongo-limit"]
@@ -326,8 +328,12 @@ class MongoSource(Source):
         return docs, (token if docs else None)
 
     def _renew(self, held: _Held) -> None:
-        self.collection.update_many({"_id": {"$in": held.ids}, f"{self.field}.token": held.token},
-                                    {"$set": {f"{self.field}.until": time.time() + self.ttl}})
+        """Extend the lease; a document no longer leased to us (it expired and another procx took it, or it was
+        removed) is reported to procx, which stops the child (Work.lose)."""
+        kept = self.collection.update_many({"_id": {"$in": held.ids}, f"{self.field}.token": held.token},
+                                           {"$set": {f"{self.field}.until": time.time() + self.ttl}})
+        if kept.matched_count < len(held.ids) and held.work is not None:
+            held.work.lose(f"the lease on {held.work.id!r} expired or was taken over: another procx may have it")
 
     def clear(self, work: Work) -> None:
         self._finish(work, "clear")
@@ -344,6 +350,8 @@ class MongoSource(Source):
                 mine = list(self.collection.find({"_id": {"$in": held.ids}, f"{self.field}.token": held.token},
                                                  {"_id": 1}))
             if len(mine) != len(held.ids):
+                if phase == "fail" and work.lost:
+                    return  # the documents are leased to another procx now, or removed: theirs to finish
                 raise ProviderError(f"driver mongodb: lost the lease on {work.id!r} (it expired and another procx may "
                                     f"have taken it): not {phase}ed here")
         template = self.commands.get(phase)

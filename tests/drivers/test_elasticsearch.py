@@ -20,6 +20,7 @@ from core.api import _source, _take
 from core.errors import ProviderError
 from tests.conformance import PAYLOADS, Backend, Conformance
 from tests.drivers.doc_servers import EsServer, es_server, es_tls  # noqa: F401 (the session fixtures)
+from tests.lease_loss import lose_lease_while_child_runs
 from tests.support import clean_env, run
 
 NOT_UTF8 = "elasticsearch: the payload is a JSON text field; bytes that are not UTF-8 cannot be one (pushx refuses " \
@@ -242,6 +243,15 @@ def test_a_lost_lease_is_not_cleared(es_server: EsServer, index: str) -> None:  
         assert work is not None
         put(es_server, index, "a", {"n": 1, "taken": "by another procx after the lease expired"})
     assert es_server.sources(index) == {"a": {"n": 1, "taken": "by another procx after the lease expired"}}
+
+
+def test_a_lease_taken_over_stops_the_child(es_server: EsServer, index: str, tmp_path: Path) -> None:  # noqa: F811
+    seed(es_server, index, {"a": {"n": 1}})
+    taken = {"n": 1, "taken": "by another procx after the lease expired"}
+    events = lose_lease_while_child_runs(lease_args(es_server, index, "0.6s", "-elasticsearch-clear-op", "delete"),
+                                         lambda: put(es_server, index, "a", taken), tmp_path)
+    assert "document 'a'" in next(e for e in events if e["event"] == "lease-lost")["reason"]
+    assert es_server.sources(index) == {"a": taken}  # neither deleted nor given back
 
 
 def test_depth_is_hits_total_of_the_query(es_server: EsServer, index: str) -> None:  # noqa: F811

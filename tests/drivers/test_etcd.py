@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from core import api
 from core.errors import ProviderError
 from tests.conformance import Backend, Conformance
 from tests.drivers.conftest import Etcd
+from tests.lease_loss import lose_lease_while_child_runs
 from tests.support import run, wait_for
 
 
@@ -197,6 +199,22 @@ def test_a_lost_claim_is_not_cleared(etcd: Etcd, unique: str) -> None:
         assert work is not None
         etcd.call("kv/deleterange", {"key": b64(f"procx-claims/{key}")})  # as if its lease had expired
     assert keys(etcd, key) == {key: b"job"}
+
+
+def test_an_expired_claim_stops_the_child(etcd: Etcd, unique: str, tmp_path: Path) -> None:
+    key = f"expired-{unique}"
+    put(etcd, key, "job")
+    claim = f"procx-claims/{key}"
+
+    def expire() -> None:  # the claim's lease runs out (procx could not reach etcd in time)
+        kvs = etcd.call("kv/range", {"key": b64(claim)})["kvs"]
+        etcd.call("lease/revoke", {"ID": kvs[0]["lease"]})
+
+    opts = args(etcd, "-etcd-retrieve-key", key, "-etcd-clear-op", "rm", "-etcd-claim-ttl", "3s")
+    events = lose_lease_while_child_runs(opts, expire, tmp_path)
+    assert "the claim on" in next(e for e in events if e["event"] == "lease-lost")["reason"]
+    assert keys(etcd, key) == {key: b"job"}  # not removed: another procx may take it now
+    assert keys(etcd, claim) == {}
 
 
 def test_claims_released_when_work_is_failed(etcd: Etcd, unique: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from core.template import JsonTemplate
 from drivers.mongodb import _no_operators
 from tests.conformance import Backend, Conformance
 from tests.drivers.doc_servers import MongoServer, mongo_server, mongo_tls  # noqa: F401 (the session fixtures)
+from tests.lease_loss import lose_lease_while_child_runs
 from tests.support import clean_env, run
 
 DB = "procx"
@@ -231,6 +233,18 @@ def test_a_lost_lease_is_not_cleared(mongo_server: MongoServer, coll) -> None:  
         assert work is not None
         c.update_one({"_id": oid}, {"$set": {"_procx_lease.token": "another procx"}})
     assert c.count_documents({}) == 1
+
+
+def test_a_lease_taken_over_stops_the_child(mongo_server: MongoServer, coll, tmp_path: Path) -> None:  # noqa: F811
+    name, c = coll
+    oid = c.insert_one({"job": 1}).inserted_id
+
+    def take_over() -> None:  # what another procx does once the lease expired
+        c.update_one({"_id": oid}, {"$set": {"_procx_lease": {"token": "another procx", "until": time.time() + 60}}})
+
+    events = lose_lease_while_child_runs(lease_args(mongo_server, name, "0.6s"), take_over, tmp_path)
+    assert "expired or was taken over" in next(e for e in events if e["event"] == "lease-lost")["reason"]
+    assert c.find_one({"_id": oid})["_procx_lease"]["token"] == "another procx"  # neither cleared nor given back
 
 
 def test_depth_counts_the_documents_matching_the_filter(mongo_server: MongoServer, coll) -> None:  # noqa: F811
