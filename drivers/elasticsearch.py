@@ -151,11 +151,10 @@ SPEC = DriverSpec(
     delivery=Delivery(
         "at-least-once with a clear op that takes the hits out of the query (delete, move, or a put/merge-put "
         "changing what the query matches)",
-        hold="with -elasticsearch-lease-ttl: each hit leased by a conditional update (if_seq_no/if_primary_term) of "
-             "a lease field, renewed while the child runs; a dead procx's hits come back after the TTL; a lease taken over stops "
-             "the child. Without it "
-             "none: two procx may run the same hit, but the ops are conditional on the hit being unchanged since it "
-             "was read, so the second clear is refused, not applied twice",
+        hold="with -elasticsearch-lease-ttl: each hit leased by a conditional update (if_seq_no/if_primary_term) of a "
+             "lease field, renewed while the child runs; a dead procx's hits come back after the TTL; a lease taken "
+             "over stops the child. Without it none: two procx may run the same hit, but the ops are conditional on "
+             "the hit being unchanged since it was read, so the second clear is refused, not applied twice",
         fail="the fail op (e.g. merge-put a status, move to a failed index); empty: the hits stay (their lease "
              "released) and are taken again",
         pushx="indexed (HTTP 200/201); searchable after the index's next refresh (about a second)",

@@ -107,9 +107,9 @@ SPEC = DriverSpec(
     validate=_validate,
     delivery=Delivery(
         "at-least-once",
-        hold="the key stays until the clear op runs; with -etcd-claim-ttl a claim key under a lease (kept alive "
-             "while the child runs) makes it exclusive, and a dead procx's claim expires after the TTL (an expired claim stops the child); without a "
-             "claim two procx may take the same key",
+        hold="the key stays until the clear op runs; with -etcd-claim-ttl a claim key under a lease (kept alive while "
+             "the child runs) makes it exclusive, and a dead procx's claim expires after the TTL (an expired claim "
+             "stops the child); without a claim two procx may take the same key",
         fail="-etcd-fail-op: rm, put or mv; empty: the key is left (and taken again)",
         pushx="put acknowledged by etcd (overwrites the key)",
         tested="real server: etcd 3.4 (Debian), through its v3 JSON gateway",

@@ -142,8 +142,8 @@ SPEC = DriverSpec(
     delivery=Delivery(
         "at-least-once with a clear command that takes the documents out of the filter (delete, or update a status)",
         hold="with -mongo-lease-ttl: each document claimed by findAndModify (a lease field renewed while the child "
-             "runs; a dead procx's documents come back after the TTL; a lease taken over stops the child); without it none: the documents stay matched, "
-             "and two procx may take the same documents",
+             "runs; a dead procx's documents come back after the TTL; a lease taken over stops the child); without it "
+             "none: the documents stay matched, and two procx may take the same documents",
         fail="-mongo-fail-query (empty: the documents stay and are taken again; the lease is released at once)",
         pushx="insert acknowledged by the server (a new ObjectId unless the document has an _id)",
         tested="emulator: nx-27017 0.8.1 (MongoDB wire protocol on SQLite), pymongo 4.20; TLS through a test proxy "
