@@ -13,7 +13,7 @@ from drivers.sql.common import (
     query_key_option,
     sides,
     sql_options,
-    transaction_option,
+    transaction_options,
     validator,
 )
 from drivers.sql.postgres import DIALECT, PostgresDatabase, delivery
@@ -39,7 +39,7 @@ SPEC = DriverSpec(
         *pg_tls_options("cockroach"),
         Option("cockroach-routing-id", help="CockroachDB Cloud cluster routing id (sent as options=--cluster=ID)"),
         query_key_option("cockroach"),
-        transaction_option("cockroach"),
+        *transaction_options("cockroach"),
     ],
     source="drivers.sql.cockroach:CockroachSource",
     sink="drivers.sql.cockroach:CockroachSink",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 
 from core.errors import ProcxError, ProviderError, UsageError, one_line
@@ -36,10 +37,11 @@ from core.options import PROCX, PUSHX, Option
 from core.settings import Config
 from core.template import bind, fill, go_json, original_params, select, translate_placeholders
 from core.work import Sink, Source, Work
-from drivers.common import query_options
+from drivers.common import Keeper, query_options
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 CONNECT_TIMEOUT = 10  # seconds
+KEEPALIVE = 5.0  # seconds between the pings of a held transaction while the child runs
 
 PAYLOAD_PARAMS = frozenset({"{{procx_payload}}", "{{pushx_payload}}"})
 _WHOLE_TEMPLATE = re.compile(r"\{\{((?:(?!\{\{).)*?)\}\}", re.S)
@@ -110,18 +112,24 @@ def query_key_option(prefix: str) -> Option:
                   help="unused by the original procx; accepted for compatibility, has no effect")
 
 
-def transaction_option(prefix: str, locking_query: str = "SELECT … ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
-                       ) -> Option:
-    """`-<prefix>-transaction` (ours): hold the retrieve query's transaction open until clear/fail.
+def transaction_options(prefix: str, locking_query: str = "SELECT … ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+                        ) -> list[Option]:
+    """`-<prefix>-transaction` (ours): hold the retrieve query's transaction open until clear/fail, and
+    `-<prefix>-transaction-keepalive`: how often it is pinged while the child runs.
     `locking_query`: how the server's SQL spells a retrieve query that locks one row and skips locked ones."""
-    return Option(
+    return [Option(
         f"{prefix}-transaction", "bool", sides=PROCX, extension=True, group="retrieve",
         help="at-least-once: run the retrieve query, then the clear or fail query, in one transaction kept open "
              f"while the child runs, committed after clear/fail. With a retrieve query like {locking_query} "
              "the row stays locked (skipped by other workers) until then, and if "
              "procx dies the server rolls back and the row is offered again at once. The child must not update "
              "those rows itself through another connection (it would wait for the lock). Without it every "
-             "statement commits on its own and the retrieve query claims nothing (as the original)")
+             "statement commits on its own and the retrieve query claims nothing (as the original)"),
+        Option(f"{prefix}-transaction-keepalive", "duration", KEEPALIVE, sides=PROCX, extension=True,
+               group="retrieve", advanced=True,
+               help=f"with -{prefix}-transaction: ping the connection this often while the child runs (SELECT 1), "
+                    "so an idle-in-transaction timeout does not end the transaction; a connection found dead "
+                    "stops the child (its rows were released on the server). 0: no pings")]
 
 
 # ---------------------------------------------------------------------------------------------- statements
@@ -200,6 +208,8 @@ def validator(prefix: str, dialect: Dialect, *, pg_tls: bool = False) -> Callabl
             check_statement(config, f"{prefix}-retrieve-query", f"{prefix}-retrieve-params", literal=True)
             for phase in ("clear", "fail"):
                 check_statement(config, f"{prefix}-{phase}-query", f"{prefix}-{phase}-params")
+            if config.get(f"{prefix}-transaction-keepalive", 0) < 0:
+                raise ValueError(f"-{prefix}-transaction-keepalive: must not be negative")
         if pg_tls:
             files = [f"{prefix}-tls-root-cert", f"{prefix}-tls-cert", f"{prefix}-tls-key"]
             for name in files:
@@ -338,11 +348,12 @@ def statement_error(db: Database, option: str, exc: BaseException) -> ProviderEr
 class Item:
     """Work.handle of a SQL item: the rows JSON (template data) and which transaction holds the rows."""
 
-    __slots__ = ("document", "transaction")
+    __slots__ = ("document", "transaction", "keeper_token")
 
     def __init__(self, document: bytes, transaction: int) -> None:
         self.document = document
         self.transaction = transaction
+        self.keeper_token = 0
 
 
 class SqlSource(Source):
@@ -356,6 +367,9 @@ class SqlSource(Source):
         self.held = bool(self.config.get(f"{self.prefix}-transaction"))  # CQL has no transactions
         self.open_transaction = 0  # the transaction (count) still open on the connection, 0: none
         self.count = 0
+        self.lock = threading.Lock()  # the connection: the keep-alive pings it while the child runs
+        every = self.config.get(f"{self.prefix}-transaction-keepalive", 0) if self.held else 0
+        self.keeper = Keeper(every, self._ping) if every else None
         self.db.connect(autocommit=not self.held)
 
     def get(self, wait: float) -> Work | None:
@@ -386,6 +400,26 @@ class SqlSource(Source):
         return Work(data, None if ident is None else str(ident),
                     handle=Item(rows.json.encode(), self.count if self.held else 0))
 
+    def keep(self, work: Work) -> None:
+        """While the child runs, ping the connection that holds the rows' transaction (so that an
+        idle-in-transaction timeout does not end it); a connection found dead released the rows on the server,
+        where another procx may take them: the work is lost (Work.lose) and procx stops the child."""
+        if self.keeper is not None:
+            work.handle.keeper_token = self.keeper.hold(work)
+
+    def _ping(self, work: Work) -> None:
+        with self.lock:
+            if work.handle.transaction != self.open_transaction or work.done:
+                return
+            try:
+                self.db.execute("SELECT 1", [])
+            except Exception as exc:
+                if not self.db.is_database_error(exc):
+                    raise
+                self.open_transaction = 0
+                work.lose(f"the connection holding the transaction of work {work.id} was lost "
+                          f"({scrub(self.db.error_text(exc), self.config)}): its rows were released on the server")
+
     def clear(self, work: Work) -> None:
         self._finish(work, "clear")
 
@@ -393,7 +427,15 @@ class SqlSource(Source):
         self._finish(work, "fail")
 
     def _finish(self, work: Work, phase: str) -> None:
+        if self.keeper is not None:
+            self.keeper.release(work.handle.keeper_token)
+        with self.lock:
+            self._settle(work, phase)
+
+    def _settle(self, work: Work, phase: str) -> None:
         p, item = self.prefix, work.handle
+        if self.held and work.lost and phase == "fail":
+            return  # the server rolled the transaction back: the rows are free again, nothing to give back
         if self.held and (not item.transaction or item.transaction != self.open_transaction):
             raise ProviderError(f"driver {self.config.driver}: cannot {phase} work {work.id}: its transaction has "
                                 "ended (connection lost?); its rows were released and will be offered again")
@@ -448,6 +490,9 @@ class SqlSource(Source):
                 raise
 
     def close(self) -> None:
+        keeper = getattr(self, "keeper", None)
+        if keeper is not None:
+            keeper.close()
         db = getattr(self, "db", None)
         if db is not None:
             with contextlib.suppress(Exception):  # close must not raise; the server rolls back what is open

@@ -35,7 +35,7 @@ from drivers.sql.common import (
     connection_error,
     sides,
     sql_options,
-    transaction_option,
+    transaction_options,
     validator,
 )
 
@@ -171,7 +171,7 @@ LOCKING_QUERY = "SELECT TOP 1 … FROM t WITH (UPDLOCK, READPAST, ROWLOCK) ORDER
 SPEC = DriverSpec(
     "mssql",
     "Microsoft SQL Server: a query returns the work rows, clear/fail statements update them; pushx runs a statement",
-    [*sql_options("mssql", 1433, "?, ?nnn, $nnn, :nnn or @p1, @p2, …"), transaction_option("mssql", LOCKING_QUERY)],
+    [*sql_options("mssql", 1433, "?, ?nnn, $nnn, :nnn or @p1, @p2, …"), *transaction_options("mssql", LOCKING_QUERY)],
     source="drivers.sql.mssql:MssqlSource",
     sink="drivers.sql.mssql:MssqlSink",
     extra="sql",

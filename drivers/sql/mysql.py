@@ -27,7 +27,7 @@ from drivers.sql.common import (
     connection_error,
     sides,
     sql_options,
-    transaction_option,
+    transaction_options,
     validator,
 )
 from drivers.sql.postgres import delivery
@@ -118,7 +118,7 @@ MysqlSource, MysqlSink = sides("mysql", MysqlDatabase, "Mysql")
 SPEC = DriverSpec(
     "mysql",
     "MySQL/MariaDB: a query returns the work rows, clear/fail statements update them; pushx runs a statement",
-    [*sql_options("mysql", 3306, "?"), transaction_option("mysql")],
+    [*sql_options("mysql", 3306, "?"), *transaction_options("mysql")],
     source="drivers.sql.mysql:MysqlSource",
     sink="drivers.sql.mysql:MysqlSink",
     extra="sql",

@@ -29,7 +29,7 @@ from drivers.sql.common import (
     query_key_option,
     sides,
     sql_options,
-    transaction_option,
+    transaction_options,
     validator,
 )
 
@@ -215,7 +215,7 @@ SPEC = DriverSpec(
     "postgres",
     "PostgreSQL: a query returns the work rows, clear/fail statements update them; pushx runs a statement",
     [*sql_options("psql", 5432, "$1, $2, …"), *pg_tls_options("psql"), query_key_option("psql"),
-     transaction_option("psql")],
+     *transaction_options("psql")],
     source="drivers.sql.postgres:PostgresSource",
     sink="drivers.sql.postgres:PostgresSink",
     extra="sql",
