@@ -12,7 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 ABOUT = ("Profiles (top) are saved .env files; runs (middle) are procx/pushx processes started from them, which "
-         "keep running when the dashboard quits. The log (bottom left) follows the highlighted run; the details "
+         "keep running when the dashboard quits. The log (bottom left) follows the highlighted run (scrolling up "
+         "pauses it, scrolling back to the end resumes); the details "
          "(bottom right) describe the highlighted run or profile, with secrets masked.")
 KEYS = (
     ("l", "launch a run of the highlighted profile"),

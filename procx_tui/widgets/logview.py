@@ -15,6 +15,53 @@ SHOWN = 400  # lines drawn when a run is selected or a filter changes (the Tail 
 BURST = 200  # lines drawn at most per update of a growing log
 
 
+class FollowLog(RichLog):
+    """A RichLog that tells its LogView when the reader scrolls: up pauses following, down to the end resumes."""
+
+    @property
+    def view(self) -> LogView | None:
+        return next((a for a in self.ancestors if isinstance(a, LogView)), None)
+
+    def _moved(self) -> None:
+        """After a scroll by the reader: follow exactly when it is headed for the end."""
+        view = self.view
+        if view is not None and self.max_scroll_y > 0:
+            view.follow = self.scroll_target_y >= self.max_scroll_y
+
+    # these run before Widget's own handlers have scrolled: look once they have
+    def on_mouse_scroll_up(self) -> None:
+        self.call_next(self._moved)
+
+    def on_mouse_scroll_down(self) -> None:
+        self.call_next(self._moved)
+
+    def action_scroll_up(self) -> None:
+        super().action_scroll_up()
+        self._moved()
+
+    def action_scroll_down(self) -> None:
+        super().action_scroll_down()
+        self._moved()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._moved()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._moved()
+
+    def action_scroll_home(self) -> None:
+        super().action_scroll_home()
+        self._moved()
+
+    def action_scroll_end(self) -> None:
+        super().action_scroll_end()  # scrolls after the next refresh: headed for the end in any case
+        view = self.view
+        if view is not None:
+            view.follow = True
+
+
 class LogView(Vertical):
     follow: reactive[bool] = reactive(True)
 
@@ -39,7 +86,7 @@ class LogView(Vertical):
                          compact=True)
             yield Select([(kind, kind) for kind in EVENTS], prompt="any event", id="log-event", compact=True)
             yield Checkbox("follow", True, id="log-follow")
-        yield RichLog(id="log", max_lines=5000, wrap=True, markup=False, highlight=False, auto_scroll=True,
+        yield FollowLog(id="log", max_lines=5000, wrap=True, markup=False, highlight=False, auto_scroll=True,
                       min_width=20)
 
     @property

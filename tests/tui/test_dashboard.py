@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 
+from textual import events
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Input
 
@@ -246,6 +247,17 @@ async def test_log_follow_search_and_filters(homes) -> None:
         assert view.border_subtitle.startswith("paused")
         await pilot.press("f")
         assert view.follow is True
+        # scrolling up pauses following, scrolling back down to the end resumes it
+        log.focus()
+        await pilot.press("pageup")
+        assert view.follow is False and view.border_subtitle.startswith("paused")
+        await pilot.press("down")
+        assert view.follow is False  # not at the end yet
+        await pilot.press("end")
+        assert view.follow is True and view.border_subtitle == "following"
+        log.post_message(events.MouseScrollUp(log, 2, 2, 0, -1, 0, False, False, False))  # the mouse wheel
+        await wait_until(pilot, lambda: view.follow is False)
+        await pilot.press("f")
 
         view.set_filters(kind="failed")
         text = log_text(app)
