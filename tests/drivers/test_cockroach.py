@@ -7,49 +7,29 @@ CockroachDB does (serializable retries, 40001 restarts, the routing id being acc
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import uuid
 
 import pytest
 
 from core import api
-from core.errors import ProcxError
-from tests.conformance import Conformance
-from tests.drivers.test_postgres import HOST, PORT, PgBackend, pg_connect
+from tests.drivers.sql_cases import HOST, SqlConformance, SqlDb, SqlDriver, Tables, assert_pushx_needs_a_query, refused
+from tests.drivers.sql_fixtures import db_fixture, tables_fixture  # noqa: F401 - fixtures
+from tests.drivers.test_postgres import POSTGRES
 from tests.support import run
+
+COCKROACH = dataclasses.replace(POSTGRES, driver="cockroach", prefix="cockroach")  # the server is PostgreSQL's
+CONN = COCKROACH.conn
 
 
 @pytest.fixture(scope="module")
-def pg():
-    conn = pg_connect()
-    yield conn
-    conn.close()
+def sql() -> SqlDriver:
+    """The driver under test, for the fixtures and cases of sql_fixtures.py and sql_cases.py."""
+    return COCKROACH
 
 
-@pytest.fixture
-def table(pg) -> str:
-    name = f"procx_crdb_{uuid.uuid4().hex[:12]}"
-    pg.execute(f"CREATE TABLE {name} (id serial PRIMARY KEY, payload bytea NOT NULL, attempts int NOT NULL DEFAULT 0)")
-    yield name
-    pg.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-class TestCockroachConformanceAgainstPostgresqlWireCompatibleNotCockroachdb(Conformance):
+class TestCockroachConformanceAgainstPostgresqlWireCompatibleNotCockroachdb(SqlConformance):
     """The conformance suite through the cockroach driver, against PostgreSQL (wire-compatible), not CockroachDB."""
-
-    @pytest.fixture
-    def backend(self, pg, table: str) -> PgBackend:
-        return PgBackend(pg, table, driver="cockroach", prefix="cockroach")
-
-
-CONN = ["-driver", "cockroach", "-cockroach-host", HOST, "-cockroach-port", str(PORT), "-cockroach-user", "postgres",
-        "-cockroach-database", "test"]
-
-
-def refused(fn, *args) -> ProcxError:
-    with pytest.raises(ProcxError) as info:
-        fn(*args)
-    return info.value
 
 
 def test_routing_id_flag_is_sent_against_postgresql_not_cockroachdb() -> None:
@@ -74,20 +54,20 @@ def test_default_port_is_26257() -> None:
     assert len(lines) == 1 and "driver cockroach" in lines[0] and "127.0.0.1:26257" in lines[0]
 
 
-def test_templates_bound_and_injection_stays_data_against_postgresql_not_cockroachdb(pg, table: str) -> None:
+def test_templates_bound_and_injection_stays_data_against_postgresql_not_cockroachdb(db: SqlDb,
+                                                                                      tables: Tables) -> None:
+    table = tables(COCKROACH.queue_columns)
     hostile = "x'); DROP TABLE " + table + "; --"
     api.pushx(json.dumps({"p": hostile}).encode(),
               [*CONN, "-cockroach-query", f"INSERT INTO {table} (payload) VALUES (convert_to('{{{{p}}}}', 'UTF8'))"])
     assert api.procx([*CONN, "-cockroach-retrieve-query", f"SELECT id, payload FROM {table}",
                       "-cockroach-retrieve-field", "0.payload", "-cockroach-clear-query",
                       f"DELETE FROM {table} WHERE id = $1", "-cockroach-clear-params", "{{0.id}}"]) == hostile.encode()
-    assert pg.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+    assert db.one(f"SELECT count(*) FROM {table}") == 0
 
 
 def test_pushx_without_query_is_a_usage_error() -> None:
-    done = run("pushx", *CONN, "-in", "x")
-    assert done.returncode == 2
-    assert "-cockroach-query (PUSHX_COCKROACH_QUERY) is required" in done.stderr.decode()
+    assert_pushx_needs_a_query(COCKROACH)
 
 
 def test_ssl_mode_is_sent_against_postgresql_not_cockroachdb() -> None:

@@ -6,44 +6,39 @@ Connection errors, passwords, TLS and the reconnect of a daemon are in test_redi
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from core import api, settings
-from tests.conformance import Backend, Conformance
-from tests.drivers.redis_helpers import client, connection_args, delete_keys, unique_key
+from tests.conformance import Conformance
+from tests.drivers.redis_helpers import client, connection_args, unique_key
+from tests.drivers.redis_queue_cases import (
+    RedisKeyBackend,
+    assert_taking_over_stops_the_child,
+    fresh_key,
+    two_daemons_work_off,
+)
 from tests.support import clean_env, command, run, wait_for
 
 
-class RedisListBackend(Backend):
+class RedisListBackend(RedisKeyBackend):
     driver = "redis-list"
-    redelivery_wait = 1.0
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def common_args(self) -> list[str]:
-        return connection_args("redis-list", self.key)
 
     def procx_args(self) -> list[str]:
         return ["-redis-visibility-timeout", "1s"]
 
     def pending(self) -> int:
-        conn = client()
-        try:
+        with closing(client()) as conn:
             return conn.llen(self.key) + conn.llen(f"{self.key}:processing")
-        finally:
-            conn.close()
 
 
 @pytest.fixture
-def key():
-    name = unique_key("list")
-    yield name
-    delete_keys(name)
+def key() -> Iterator[str]:
+    yield from fresh_key("list")
 
 
 def args(key: str, *extra: str) -> list[str]:
@@ -214,21 +209,8 @@ def test_processing_defaults_follow_the_key(key: str) -> None:
 
 
 def test_two_daemons_with_two_workers_take_each_item_once(key: str, tmp_path: Path) -> None:
-    with api.Producer(args(key)) as producer:
-        producer.push_many([f"{i}".encode() for i in range(40)])
-    log = tmp_path / "done.log"
-    script = "import sys; open(sys.argv[1], 'a').write(sys.stdin.read() + '\\n')"
-    procs = [subprocess.Popen([command("procx"), *args(key, "-daemon", "-concurrency", "2", "-pass-work-as-stdin"),
-                               sys.executable, "-c", script, str(log)], env=clean_env()) for _ in range(2)]
-    try:
-        wait_for(lambda: log.exists() and len(log.read_text().split()) >= 40
-                 and RedisListBackend(key).pending() == 0, timeout=30)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            assert p.wait(timeout=10) == 0
-    assert sorted(int(line) for line in log.read_text().split()) == list(range(40))
+    taken = two_daemons_work_off(args(key), tmp_path, settled=lambda: RedisListBackend(key).pending() == 0)
+    assert sorted(taken) == list(range(40))
     assert RedisListBackend(key).pending() == 0
 
 
@@ -245,11 +227,9 @@ def test_key_of_another_type_is_a_provider_error_and_is_left_alone(key: str) -> 
 
 # -- queue depth (procx-tui depth / check; the number KEDA's redis scaler reads) ---------------------------
 def test_depth_is_the_list_length_without_items_in_flight(key: str) -> None:
-    conn = client()
-    try:
+    with closing(client()) as conn:
         conn.rpush(key, *[f"job-{i}".encode() for i in range(5)])
-        source = api._source(args(key), clean_env())
-        try:
+        with closing(api._source(args(key), clean_env())) as source:
             assert source.depth() == 5 == conn.llen(key)
             work = api._take(source, 0)
             assert work is not None
@@ -263,10 +243,6 @@ def test_depth_is_the_list_length_without_items_in_flight(key: str) -> None:
                 assert taken is not None
                 source.clear(taken)
             assert source.depth() == 0
-        finally:
-            source.close()
-    finally:
-        conn.close()
 
 
 def test_depth_command_reports_what_is_queued(key: str, tmp_path: Path) -> None:
@@ -296,27 +272,15 @@ def test_depth_command_reports_what_is_queued(key: str, tmp_path: Path) -> None:
 
 # -- lease loss: the keep-alive finds the lease gone, procx stops the child and fails the work back ----------
 def test_a_lost_lease_stops_the_child_and_leaves_the_item_once_in_the_list(key: str, tmp_path: Path) -> None:
-    import json
-
-    conn = client()
-    conn.rpush(key, b"long job")
-    started = tmp_path / "started"
-    child = [sys.executable, "-c", f"import time; open({str(started)!r}, 'w').close(); time.sleep(30)"]
-    with open(tmp_path / "err", "wb") as err:
-        proc = subprocess.Popen([command("procx"), *args(key, "-redis-visibility-timeout", "0.6s", "-grace-period",
-                                                         "5s", "-log-format", "json"), *child],
-                                stderr=err, env=clean_env())
-    try:
-        wait_for(started.exists, timeout=15)
-        # what another procx's TAKE does with an expired lease: the item goes back to the list, the lease away
-        conn.lrem(f"{key}:processing", 1, b"long job")
-        conn.zrem(f"{key}:processing:leases", b"long job")
+    with closing(client()) as conn:
         conn.rpush(key, b"long job")
-        assert proc.wait(timeout=15) == 143  # the child got SIGTERM
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    found = [json.loads(line) for line in (tmp_path / "err").read_text().splitlines() if line.startswith("{")]
-    assert [e["event"] for e in found if e["event"] in ("lease-lost", "failed", "cleared")] == ["lease-lost", "failed"]
-    assert conn.lrange(key, 0, -1) == [b"long job"] and conn.llen(f"{key}:processing") == 0
-    conn.close()
+
+        def retake_expired() -> None:
+            """What another procx's TAKE does with an expired lease: the item back to the list, the lease away."""
+            conn.lrem(f"{key}:processing", 1, b"long job")
+            conn.zrem(f"{key}:processing:leases", b"long job")
+            conn.rpush(key, b"long job")
+
+        assert_taking_over_stops_the_child(args(key, "-redis-visibility-timeout", "0.6s", "-grace-period", "5s"),
+                                           tmp_path, retake_expired)
+        assert conn.lrange(key, 0, -1) == [b"long job"] and conn.llen(f"{key}:processing") == 0

@@ -10,52 +10,49 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from core import api
-from tests.conformance import Backend, Conformance
-from tests.drivers.redis_helpers import client, connection_args, delete_keys, unique_key
-from tests.support import clean_env, command, run, wait_for
+from tests.conformance import Conformance
+from tests.drivers.redis_helpers import client, connection_args
+from tests.drivers.redis_queue_cases import (
+    RedisKeyBackend,
+    assert_taking_over_stops_the_child,
+    fresh_key,
+    two_daemons_work_off,
+)
+from tests.support import clean_env, run
 
 GROUP = "workers"
 
 
-class RedisStreamBackend(Backend):
+class RedisStreamBackend(RedisKeyBackend):
     driver = "redis-stream"
-    redelivery_wait = 1.0
-
-    def __init__(self, key: str) -> None:
-        self.key = key
 
     def common_args(self) -> list[str]:
-        return [*connection_args("redis-stream", self.key), "-redis-stream-payload-field", "data"]
+        return [*super().common_args(), "-redis-stream-payload-field", "data"]
 
     def procx_args(self) -> list[str]:
         return ["-redis-stream-consumer-group", GROUP, "-redis-stream-claim-idle", "1s"]
 
     def pending(self) -> int:
         """Entries not yet acknowledged: not yet delivered to the group (lag) plus delivered but pending."""
-        conn = client()
-        try:
+        with closing(client()) as conn:
             if not conn.exists(self.key):
                 return 0
             groups = {g["name"].decode(): g for g in conn.xinfo_groups(self.key)}
             if GROUP not in groups:
                 return conn.xlen(self.key)
             return int(groups[GROUP]["lag"]) + int(groups[GROUP]["pending"])
-        finally:
-            conn.close()
 
 
 @pytest.fixture
-def key():
-    name = unique_key("stream")
-    yield name
-    delete_keys(name)
+def key() -> Iterator[str]:
+    yield from fresh_key("stream")
 
 
 class TestRedisStreamConformance(Conformance):
@@ -275,21 +272,8 @@ def test_original_variables_configure_it(key: str) -> None:
 
 def test_two_daemons_with_two_workers_take_each_entry_once(key: str, tmp_path: Path) -> None:
     raw = args(key, "-redis-stream-payload-field", "n")
-    with api.Producer(raw) as producer:
-        producer.push_many([f"{i}".encode() for i in range(40)])
-    log = tmp_path / "done.log"
-    script = "import sys; open(sys.argv[1], 'a').write(sys.stdin.read() + '\\n')"
-    procs = [subprocess.Popen([command("procx"), *raw, "-daemon", "-concurrency", "2", "-pass-work-as-stdin",
-                               sys.executable, "-c", script, str(log)], env=clean_env()) for _ in range(2)]
-    try:
-        wait_for(lambda: log.exists() and len(log.read_text().split()) >= 40
-                 and group_info(key)["pending"] == 0, timeout=30)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            assert p.wait(timeout=10) == 0
-    assert sorted(int(line) for line in log.read_text().split()) == list(range(40))
+    taken = two_daemons_work_off(raw, tmp_path, settled=lambda: group_info(key)["pending"] == 0)
+    assert sorted(taken) == list(range(40))
     info = group_info(key)
     assert info["pending"] == 0 and info["lag"] == 0
     assert client().xinfo_consumers(key, "procx") == []  # the defaulted consumers left the group when they closed
@@ -297,12 +281,10 @@ def test_two_daemons_with_two_workers_take_each_entry_once(key: str, tmp_path: P
 
 # -- queue depth (procx-tui depth / check; the number KEDA's redis-streams scaler reads in lagCount mode) -----
 def test_depth_is_the_group_lag_without_pending_entries(key: str) -> None:
-    conn = client()
-    try:
+    with closing(client()) as conn:
         for i in range(5):
             conn.xadd(key, {"data": f"job-{i}"})
-        source = api._source(args(key, "-redis-stream-payload-field", "data"), clean_env())
-        try:
+        with closing(api._source(args(key, "-redis-stream-payload-field", "data"), clean_env())) as source:
             assert source.depth() == 5  # the group was created from the first entry: nothing delivered yet
             work = api._take(source, 0)
             assert work is not None
@@ -311,32 +293,19 @@ def test_depth_is_the_group_lag_without_pending_entries(key: str) -> None:
             assert source.depth() == 4
             conn.xadd(key, {"data": "late"})
             assert source.depth() == 5
-        finally:
-            source.close()
-    finally:
-        conn.close()
 
 
 # -- lease loss: another consumer claims the entry, procx stops the child and leaves the entry to it ----------
 def test_an_entry_claimed_by_another_consumer_stops_the_child(key: str, tmp_path: Path) -> None:
-    conn = client()
-    conn.xadd(key, {"data": "long job"})
-    started = tmp_path / "started"
-    child = [sys.executable, "-c", f"import time; open({str(started)!r}, 'w').close(); time.sleep(30)"]
-    with open(tmp_path / "err", "wb") as err:
-        proc = subprocess.Popen([command("procx"), *args(key, "-redis-stream-payload-field", "data",
-                                                         "-redis-stream-claim-idle", "1s", "-log-format", "json"),
-                                 *child], stderr=err, env=clean_env())
-    try:
-        wait_for(started.exists, timeout=15)
-        [entry] = conn.xpending_range(key, "procx", "-", "+", 1)
-        conn.xclaim(key, "procx", "thief", 0, [entry["message_id"]])  # another consumer takes it over
-        assert proc.wait(timeout=15) == 143  # the child got SIGTERM
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    found = [json.loads(line) for line in (tmp_path / "err").read_text().splitlines() if line.startswith("{")]
-    assert [e["event"] for e in found if e["event"] in ("lease-lost", "failed", "cleared")] == ["lease-lost", "failed"]
-    [pending] = conn.xpending_range(key, "procx", "-", "+", 10)
-    assert pending["consumer"] == b"thief"  # the entry stays the thief's: procx did not take it back
-    conn.close()
+    with closing(client()) as conn:
+        conn.xadd(key, {"data": "long job"})
+
+        def claim_as_thief() -> None:
+            """Another consumer takes the pending entry over."""
+            [entry] = conn.xpending_range(key, "procx", "-", "+", 1)
+            conn.xclaim(key, "procx", "thief", 0, [entry["message_id"]])
+
+        assert_taking_over_stops_the_child(args(key, "-redis-stream-payload-field", "data",
+                                                "-redis-stream-claim-idle", "1s"), tmp_path, claim_as_thief)
+        [pending] = conn.xpending_range(key, "procx", "-", "+", 10)
+        assert pending["consumer"] == b"thief"  # the entry stays the thief's: procx did not take it back
