@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,35 @@ def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen, what: str, lo
         time.sleep(0.05)
 
 
+def listening(port: int) -> bool:
+    """127.0.0.1:port accepts a connection (OSError until it does)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def start_server(cmd: list[str], ready: Callable[[], bool], what: str, log: Path,
+                 **popen: Any) -> tuple[subprocess.Popen, float]:
+    """Start a server with its output in `log` and wait until `ready()` (see _wait_until): the process and the
+    seconds it took. One that does not get ready is stopped and fails the test."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, **popen)
+    try:
+        return proc, _wait_until(ready, proc, what, log)
+    except BaseException:
+        stop_process(proc)
+        raise
+
+
+@contextlib.contextmanager
+def serving(cmd: list[str], ready: Callable[[], bool], what: str, log: Path, **popen: Any) -> Iterator[float]:
+    """start_server() for the length of a block: yields the seconds until ready, stops the server at the end."""
+    proc, took = start_server(cmd, ready, what, log, **popen)
+    try:
+        yield took
+    finally:
+        stop_process(proc)
+
+
 # ---------------------------------------------------------------------------------------------- certificates
 @dataclass
 class Cert:
@@ -77,6 +107,20 @@ def _self_signed(folder: Path, name: str) -> tuple[Path, Path]:
              "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "extendedKeyUsage=serverAuth,clientAuth")
     return cert, key
+
+
+def ca_signed_cert(folder: Path) -> dict[str, Path]:
+    """A CA ("ca", "ca-key") and a server certificate for 127.0.0.1 that it signed ("server", "server-key")."""
+    files = {n: folder / f"{n}.pem" for n in ("ca", "ca-key", "server", "server-key")}
+    csr, ext = folder / "server.csr", folder / "san.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=procx-test-ca",
+             "-keyout", str(files["ca-key"]), "-out", str(files["ca"]))
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(files["server-key"]),
+             "-out", str(csr))
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(files["ca"]), "-CAkey", str(files["ca-key"]),
+             "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(files["server"]))
+    return files
 
 
 @pytest.fixture(scope="session")
@@ -197,13 +241,8 @@ def activemq(tmp_path_factory: pytest.TempPathFactory, tls_cert: Cert) -> Iterat
            f"-Dactivemq.conf={conf}", f"-Dactivemq.data={data}",
            f"-Dlog4j2.configurationFile={conf / 'log4j2.properties'}",
            "-jar", str(ACTIVEMQ_JAR), "start", f"xbean:file:{conf / 'activemq.xml'}"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=base)
-    try:
-        took = _wait_until(lambda: _stomp_ready(port), proc, "ActiveMQ", log)
+    with serving(cmd, lambda: _stomp_ready(port), "ActiveMQ", log, cwd=base) as took:
         yield ActiveMQ("127.0.0.1", port, tls_port, ACTIVEMQ_USER, ACTIVEMQ_PASSWORD, took)
-    finally:
-        stop_process(proc)
 
 
 # ---------------------------------------------------------------------------------------------- etcd
@@ -254,9 +293,7 @@ def _start_etcd(base: Path, tls: Cert | None) -> tuple[subprocess.Popen, Etcd, P
     if tls:
         cmd += ["--cert-file", str(tls.cert), "--key-file", str(tls.key)]
     log = base / "etcd.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=base)
-    took = _wait_until(lambda: _etcd_healthy(port), proc, "etcd", log)
+    proc, took = start_server(cmd, lambda: _etcd_healthy(port), "etcd", log, cwd=base)
     return proc, Etcd(port, tls_port, took), log
 
 

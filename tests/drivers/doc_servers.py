@@ -13,7 +13,6 @@ import shutil
 import socket
 import socketserver
 import ssl
-import subprocess
 import sys
 import threading
 import urllib.error
@@ -24,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.drivers.conftest import Cert, _wait_until, free_port
-from tests.support import stop_process
+from tests.drivers.conftest import Cert, free_port, serving
 
 
 @dataclass
@@ -63,13 +61,8 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServ
     log = base / "nx.log"
     cmd = [str(binary), "--db", "memory", "--host", "127.0.0.1", "-p", str(port), "--log-file", str(log),
            "--pid-file", str(base / "nx.pid")]
-    with open(base / "nx.out", "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=base)
-    try:
-        took = _wait_until(lambda: _mongo_ready(port), proc, "nx-27017", base / "nx.out")
+    with serving(cmd, lambda: _mongo_ready(port), "nx-27017", base / "nx.out", cwd=base) as took:
         yield MongoServer(port, took)
-    finally:
-        stop_process(proc)
 
 
 @dataclass
@@ -126,13 +119,8 @@ def es_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EsServer]:
     log = base / "noida.log"
     cmd = [str(binary), "start", "--host", "127.0.0.1", "--only", "elasticsearch", "--elasticsearch-port", str(port),
            "--data-dir", str(base / "data")]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=base)
-    try:
-        took = _wait_until(lambda: _es_ready(port), proc, "noida-db", log)
+    with serving(cmd, lambda: _es_ready(port), "noida-db", log, cwd=base) as took:
         yield EsServer(port, took)
-    finally:
-        stop_process(proc)
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:

@@ -22,7 +22,8 @@ import pytest
 from core import api
 from core.errors import ProcxError
 from tests.conformance import Backend, Conformance
-from tests.support import clean_env, run
+from tests.lease_loss import lose_lease_while_child_runs
+from tests.support import clean_env, run, wait_for
 
 HOST = "127.0.0.1"
 
@@ -55,6 +56,8 @@ class SqlDriver:
     missing_table: str  # the error about the table no_such_table_x
     syntax_error: tuple[str, ...]  # what the error of a malformed statement holds
     connect: Callable[[], Any]  # a DB-API connection to the server (autocommit) for setting up and checking
+    lock_holders: str  # the sessions holding row locks in the table named by %s (not this one)
+    end_session: str  # ends the session whose id is %s, as an administrator would
     table_options: str = ""  # appended to CREATE TABLE
 
     def options(self, **values: str | bool) -> list[str]:
@@ -195,6 +198,25 @@ class SqlConformance(Conformance):
 
 class SqlDriverCases:
     """The cases every SQL driver passes alike, on the fixtures `sql`, `db`, `tables` and `jobs`."""
+
+    # -- the held transaction ------------------------------------------------------------------------------------
+    def test_a_held_transaction_whose_connection_dies_stops_the_child(self, sql: SqlDriver, tables: Tables,
+                                                                      tmp_path: Path) -> None:
+        """The keep-alive pings the transaction's connection while the child runs: once the server ended it (and
+        rolled back, freeing the row for another procx), procx stops the child and leaves the row alone."""
+        queue = SqlQueueBackend(sql, tables)
+        queue.db.execute(f"INSERT INTO {queue.table} (payload) VALUES (%s)", [b"long job"])
+
+        def end_the_session() -> None:
+            holders = wait_for(lambda: queue.db.all(sql.lock_holders, [queue.table]))
+            for (session,) in holders:
+                queue.db.execute(sql.end_session, [session])
+
+        events = lose_lease_while_child_runs([*sql.conn, *queue.procx_args(),
+                                              *sql.options(transaction_keepalive="0.2s")], end_the_session, tmp_path)
+        lost = next(e for e in events if e["event"] == "lease-lost")
+        assert "the connection holding the transaction" in lost["reason"]
+        assert (queue.pending(), queue.attempts()) == (1, 0)  # rolled back by the server: not failed, not cleared
 
     @pytest.mark.parametrize(("field", "payload"), FIELD_SELECTIONS)
     def test_retrieve_field_selects_like_the_reference(self, sql: SqlDriver, jobs: str, field: str,

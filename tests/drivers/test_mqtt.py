@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from paho.mqtt.properties import Properties  # noqa: E402
 from core import api, settings  # noqa: E402
 from drivers.mqtt import default_client_id  # noqa: E402
 from tests.conformance import PAYLOADS, Backend, Conformance, kill_mid_job  # noqa: E402
+from tests.drivers.conftest import ca_signed_cert, free_port, listening, serving  # noqa: E402
 from tests.support import clean_env, command, run, wait_for  # noqa: E402
 
 HOST, PORT = "127.0.0.1", 1883
@@ -254,37 +254,11 @@ def test_pushx_waits_for_the_broker(backend: MqttBackend) -> None:
 
 
 # -- our own broker: password and TLS ------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_certs(folder: Path) -> dict[str, Path]:
-    """A CA and a server certificate for 127.0.0.1 (openssl)."""
-    files = {n: folder / f"{n}.pem" for n in ("ca", "ca-key", "server", "server-key")}
-    ext = folder / "san.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    steps = [
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=procx-test-ca",
-         "-keyout", files["ca-key"], "-out", files["ca"]],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", files["server-key"],
-         "-out", folder / "server.csr"],
-        ["x509", "-req", "-in", folder / "server.csr", "-CA", files["ca"], "-CAkey", files["ca-key"],
-         "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", files["server"]],
-    ]
-    for step in steps:
-        done = subprocess.run(["openssl", *map(str, step)], capture_output=True)
-        if done.returncode != 0:
-            pytest.fail(f"openssl failed: {done.stderr.decode(errors='replace')}")
-    return files
-
-
 @pytest.fixture(scope="session")
 def private_broker(tmp_path_factory):
     """Mosquitto with a password file (alice / right-pass) on a plain and a TLS listener."""
     folder = tmp_path_factory.mktemp("mosquitto")
-    certs = make_certs(folder)
+    certs = ca_signed_cert(folder)
     passwd = folder / "passwd"
     done = subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "alice", "right-pass"], capture_output=True)
     if done.returncode != 0:
@@ -301,18 +275,8 @@ cafile {certs["ca"]}
 certfile {certs["server"]}
 keyfile {certs["server-key"]}
 """)
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"mosquitto did not start: {proc.stderr.read().decode(errors='replace')}")
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", tls)) == 0
-        wait_for(up, timeout=10)
+    with serving(["mosquitto", "-c", str(conf)], lambda: listening(tls), "mosquitto", folder / "mosquitto.log"):
         yield {"plain": plain, "tls": tls, "certs": certs}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize("tool", ["procx", "pushx"])

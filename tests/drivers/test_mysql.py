@@ -38,7 +38,10 @@ MYSQL = SqlDriver(
     queue_columns="id INT AUTO_INCREMENT PRIMARY KEY, payload LONGBLOB NOT NULL, attempts INT NOT NULL DEFAULT 0",
     serial="n INT AUTO_INCREMENT PRIMARY KEY", returning_n="", batch_breaker=b"x" * 20,
     missing_table="no_such_table_x' doesn't exist", syntax_error=("SQL syntax", "1064"), connect=my_connect,
-    table_options=" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+    # InnoDB does not say which table a transaction locks rows in: any other session holding row locks
+    lock_holders="SELECT trx_mysql_thread_id FROM information_schema.innodb_trx WHERE trx_rows_locked > 0 "
+                 "AND trx_mysql_thread_id <> CONNECTION_ID() AND LENGTH(%s) > 0",
+    end_session="KILL %s", table_options=" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
 CONN = MYSQL.conn
 take, put = MYSQL.take, MYSQL.put
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ nats = pytest.importorskip("nats", reason="pip install -e '.[nats]'")
 from core import api, registry, settings  # noqa: E402
 from core.work import connect  # noqa: E402
 from tests.conformance import PAYLOADS, Backend, Conformance  # noqa: E402
+from tests.drivers.conftest import ca_signed_cert, free_port, listening, serving  # noqa: E402
 from tests.support import clean_env, command, run, wait_for  # noqa: E402
 
 URL = "nats://127.0.0.1:4222"
@@ -385,32 +386,17 @@ def test_core_queue_group_gives_a_message_to_one_member(tmp_path: Path) -> None:
 
 
 # -- connection, auth, TLS, bad settings ---------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
-def nats_server(tmp: Path, config: str):
+def nats_server(tmp: Path, config: str) -> Iterator[str]:
+    """A nats-server of our own on a free port, `config` added to its configuration: its URL."""
     binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
     if not Path(binary).exists():
         pytest.fail("nats-server is not installed (apt-get install nats-server)")
     port = free_port()
     conf = tmp / f"nats-{port}.conf"
     conf.write_text(f"listen: 127.0.0.1:{port}\n{config}\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"nats-server did not start: {proc.stderr.read().decode(errors='replace')}")
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", port)) == 0
-        wait_for(up, timeout=10)
+    with serving([binary, "-c", str(conf)], lambda: listening(port), "nats-server", tmp / f"nats-{port}.log"):
         yield f"nats://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -497,30 +483,10 @@ def operator_server(tmp_path_factory):
         yield url, files
 
 
-def make_certs(folder: Path) -> dict[str, Path]:
-    """A CA and a server certificate for 127.0.0.1 (openssl)."""
-    files = {n: folder / f"{n}.pem" for n in ("ca", "ca-key", "server", "server-key")}
-    ext = folder / "san.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    steps = [
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=procx-test-ca",
-         "-keyout", files["ca-key"], "-out", files["ca"]],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", files["server-key"],
-         "-out", folder / "server.csr"],
-        ["x509", "-req", "-in", folder / "server.csr", "-CA", files["ca"], "-CAkey", files["ca-key"],
-         "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", files["server"]],
-    ]
-    for step in steps:
-        done = subprocess.run(["openssl", *map(str, step)], capture_output=True)
-        if done.returncode != 0:
-            pytest.fail(f"openssl failed: {done.stderr.decode(errors='replace')}")
-    return files
-
-
 @pytest.fixture(scope="session")
 def tls_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("nats-tls")
-    certs = make_certs(folder)
+    certs = ca_signed_cert(folder)
     tls = f'tls {{ cert_file: "{certs["server"]}", key_file: "{certs["server-key"]}" }}'
     with nats_server(folder, tls) as url:
         yield url, certs

@@ -49,7 +49,9 @@ POSTGRES = SqlDriver(
     queue_columns="id serial PRIMARY KEY, payload bytea NOT NULL, attempts int NOT NULL DEFAULT 0",
     serial="n serial PRIMARY KEY", returning_n=" RETURNING n", batch_breaker=b"\xff",  # not UTF-8
     missing_table='relation "no_such_table_x" does not exist', syntax_error=("syntax error", "42601"),
-    connect=pg_connect)
+    connect=pg_connect, end_session="SELECT pg_terminate_backend(%s)",
+    lock_holders="SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                 "WHERE c.relname = %s AND l.pid <> pg_backend_pid()")
 CONN = POSTGRES.conn
 take, put, cli = POSTGRES.take, POSTGRES.put, POSTGRES.cli
 

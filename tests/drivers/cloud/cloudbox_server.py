@@ -23,18 +23,17 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.drivers.conftest import listening, start_server
 from tests.support import ServerProcess
 
 VERSION = "0.2.3"
 FUTURE = "from __future__ import annotations"
-START_TIMEOUT = 60.0
 # every listener cloudbox opens, by the variable that sets its port
 PORT_VARIABLES = ("GCS", "PUBSUB", "PUBSUB_REST", "FIRESTORE", "SECRETMANAGER", "TASKS", "BIGQUERY", "SPANNER",
                   "LOGGING", "SCHEDULER", "ADMIN")
@@ -128,14 +127,6 @@ class Cloudbox(ServerProcess):
             return json.loads(resp.read())
 
 
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def start_cloudbox(tmpdir: str | Path) -> Cloudbox:
     """Patch (once) and start one cloudbox process on free loopback ports; returns when all ports listen."""
     patch_cloudbox()
@@ -146,20 +137,7 @@ def start_cloudbox(tmpdir: str | Path) -> Cloudbox:
     env.update({f"CLOUDBOX_{name}_PORT": str(port) for name, port in ports.items()})
     env.update(CLOUDBOX_HOST="127.0.0.1", CLOUDBOX_PROJECT=PROJECT, CLOUDBOX_LOG_LEVEL="warning")
     log = folder / "cloudbox.log"
-    started = time.monotonic()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", "from cloudbox.main import main; main()"], env=env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
-    box = Cloudbox(proc, ports, log, 0.0)
-    waiting = list(ports.values())
-    while waiting:
-        if proc.poll() is not None:
-            pytest.fail(f"cloudbox exited with status {proc.returncode} while starting:\n{box.tail()}")
-        if time.monotonic() - started > START_TIMEOUT:
-            box.stop()
-            pytest.fail(f"cloudbox did not open its ports within {START_TIMEOUT:.0f}s:\n{box.tail()}")
-        waiting = [p for p in waiting if not _accepts(p)]
-        if waiting:
-            time.sleep(0.05)
-    box.started_in = time.monotonic() - started
-    return box
+    proc, took = start_server([sys.executable, "-c", "from cloudbox.main import main; main()"],
+                              lambda: all(listening(port) for port in ports.values()), "cloudbox", log, env=env,
+                              cwd=folder)
+    return Cloudbox(proc, ports, log, took)

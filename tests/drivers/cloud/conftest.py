@@ -9,30 +9,24 @@ each per session.
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support import clean_env, log_tail, stop_process
+from tests.drivers.cloud.cloudbox_server import start_cloudbox
+from tests.drivers.cloud.firestore_server import start_firestore
+from tests.drivers.cloud.gcs_server import start_gcs
+from tests.drivers.conftest import free_port, serving
+from tests.support import ServerProcess, clean_env
 
-START_TIMEOUT = 60.0
 AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN",
                  "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
                  "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_STS")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -75,22 +69,10 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
     if not binary.exists():
         pytest.fail(f"moto_server is not installed ({binary}): pip install -e '.[test-cloud]'")
     port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)], stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
-    try:
-        while not _answers(endpoint):
-            if proc.poll() is not None:
-                pytest.fail(f"moto_server exited with status {proc.returncode} while starting:\n{log_tail(log)}")
-            if time.monotonic() - started > START_TIMEOUT:
-                pytest.fail(f"moto_server did not answer within {START_TIMEOUT:.0f}s:\n{log_tail(log)}")
-            time.sleep(0.05)
-        yield Moto(endpoint, time.monotonic() - started)
-    finally:
-        stop_process(proc)
+    with serving([str(binary), "-H", "127.0.0.1", "-p", str(port)], lambda: _answers(endpoint), "moto_server",
+                 tmp_path_factory.mktemp("moto") / "moto.log") as took:
+        yield Moto(endpoint, took)
 
 
 @pytest.fixture
@@ -111,37 +93,20 @@ def unique() -> str:
 
 
 # The Google emulators, one of each per test session (started on first use).
-@pytest.fixture(scope="session")
-def cloudbox(tmp_path_factory: pytest.TempPathFactory):
-    """cloudbox: Pub/Sub (gRPC) and BigQuery (REST) on free loopback ports."""
-    from tests.drivers.cloud.cloudbox_server import start_cloudbox
+def _emulator(start: Callable[[Path], ServerProcess], folder: str, doc: str) -> Callable[..., Iterator[ServerProcess]]:
+    """A session fixture (documented by `doc`): what `start` starts in a new temporary folder, stopped at the end."""
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+        server = start(tmp_path_factory.mktemp(folder))
+        try:
+            yield server
+        finally:
+            server.stop()
 
-    box = start_cloudbox(tmp_path_factory.mktemp("cloudbox"))
-    try:
-        yield box
-    finally:
-        box.stop()
-
-
-@pytest.fixture(scope="session")
-def gcs_server(tmp_path_factory: pytest.TempPathFactory):
-    """gcp-storage-emulator, in memory, on a free loopback port."""
-    from tests.drivers.cloud.gcs_server import start_gcs
-
-    server = start_gcs(tmp_path_factory.mktemp("gcs"))
-    try:
-        yield server
-    finally:
-        server.stop()
+    fixture.__doc__ = doc
+    return pytest.fixture(scope="session")(fixture)
 
 
-@pytest.fixture(scope="session")
-def firestore_emulator(tmp_path_factory: pytest.TempPathFactory):
-    """The Node Firestore emulator, bound to 127.0.0.1 on a free port."""
-    from tests.drivers.cloud.firestore_server import start_firestore
-
-    server = start_firestore(tmp_path_factory.mktemp("firestore"))
-    try:
-        yield server
-    finally:
-        server.stop()
+cloudbox = _emulator(start_cloudbox, "cloudbox", "cloudbox: Pub/Sub (gRPC) and BigQuery (REST) on free loopback ports.")
+gcs_server = _emulator(start_gcs, "gcs", "gcp-storage-emulator, in memory, on a free loopback port.")
+firestore_emulator = _emulator(start_firestore, "firestore", "The Node Firestore emulator, bound to 127.0.0.1 on a "
+                                                             "free port.")

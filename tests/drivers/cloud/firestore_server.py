@@ -16,19 +16,17 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.drivers.conftest import free_port, start_server
 from tests.support import ServerProcess
 
 PACKAGE = "@firestore-emulator/server"
 VERSION = "0.3.15"
-START_TIMEOUT = 60.0
 INSTALL_TIMEOUT = 300.0
 
 START_SCRIPT = """\
@@ -79,12 +77,6 @@ def install(folder: Path | None = None) -> Path:
     return folder
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Firestore(ServerProcess):
     proc: subprocess.Popen
@@ -97,7 +89,6 @@ class Firestore(ServerProcess):
         return f"127.0.0.1:{self.port}"
 
 
-
 def start_firestore(tmpdir: str | Path) -> Firestore:
     """Install (once) and start the emulator on a free loopback port; returns when it says "ready"."""
     node = shutil.which("node")
@@ -105,19 +96,8 @@ def start_firestore(tmpdir: str | Path) -> Firestore:
         pytest.fail("node is not installed: the Firestore emulator runs on Node.js (apt-get install -y nodejs)")
     folder = install()
     log = Path(tmpdir) / "firestore.log"
-    port = _free_port()
-    started = time.monotonic()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([node, str(folder / "start-firestore.js"), str(port)], cwd=folder,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    server = Firestore(proc, port, log, 0.0)
-    while "ready" not in log.read_text(errors="replace"):
-        if proc.poll() is not None:
-            pytest.fail(f"the Firestore emulator exited with status {proc.returncode} while starting:\n"
-                        f"{server.tail()}")
-        if time.monotonic() - started > START_TIMEOUT:
-            server.stop()
-            pytest.fail(f"the Firestore emulator was not ready within {START_TIMEOUT:.0f}s:\n{server.tail()}")
-        time.sleep(0.05)
-    server.started_in = time.monotonic() - started
-    return server
+    port = free_port()
+    proc, took = start_server([node, str(folder / "start-firestore.js"), str(port)],
+                              lambda: "ready" in log.read_text(errors="replace"), "the Firestore emulator", log,
+                              cwd=folder)
+    return Firestore(proc, port, log, took)
