@@ -56,6 +56,15 @@ def listening(port: int) -> bool:
         return True
 
 
+def answers(url: str) -> bool:
+    """A GET of `url` answers 200 (False until the server does)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def start_server(cmd: list[str], ready: Callable[[], bool], what: str, log: Path,
                  **popen: Any) -> tuple[subprocess.Popen, float]:
     """Start a server with its output in `log` and wait until `ready()` (see _wait_until): the process and the

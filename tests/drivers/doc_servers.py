@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.drivers.conftest import Cert, free_port, serving
+from tests.drivers.conftest import Cert, answers, free_port, serving
 
 
 @dataclass
@@ -96,14 +96,6 @@ class EsServer:
         return {h["_id"]: h["_source"] for h in found.get("hits", {}).get("hits", [])}
 
 
-def _es_ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="session")
 def es_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EsServer]:
     """noida-db 0.2's Elasticsearch service (it answers as ES 8.15.3), run directly so that there is one process."""
@@ -119,7 +111,7 @@ def es_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EsServer]:
     log = base / "noida.log"
     cmd = [str(binary), "start", "--host", "127.0.0.1", "--only", "elasticsearch", "--elasticsearch-port", str(port),
            "--data-dir", str(base / "data")]
-    with serving(cmd, lambda: _es_ready(port), "noida-db", log, cwd=base) as took:
+    with serving(cmd, lambda: answers(f"http://127.0.0.1:{port}/"), "noida-db", log, cwd=base) as took:
         yield EsServer(port, took)
 
 

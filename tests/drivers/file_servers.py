@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.drivers.conftest import _wait_until, free_port
+from tests.drivers.conftest import _wait_until, free_port, listening, start_server
 from tests.support import stop_process
 
 SMB_USER = f"procxsmb{os.getpid()}"  # a throwaway system user, created for the session and removed after it
@@ -49,14 +48,9 @@ def _need_root(what: str) -> None:
         pytest.fail(f"{what} must be started as root in these tests (they run as uid {os.geteuid()})")
 
 
-def _listening(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-
-
 def _port_open(port: int) -> bool:
     try:
-        return _listening(port)
+        return listening(port)
     except OSError:
         return False
 
@@ -76,6 +70,10 @@ class Samba:
     password: str = SMB_PASSWORD
     share: str = SMB_SHARE
     host: str = "127.0.0.1"
+
+    @property
+    def root(self) -> Path:
+        return self.share_dir
 
     def args(self, password: str | None = None) -> list[str]:
         """The connection flags of procx/pushx."""
@@ -130,13 +128,9 @@ def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
     proc = None
     try:
         _run(smbpasswd, "-c", str(conf), "-s", "-a", SMB_USER, input=f"{SMB_PASSWORD}\n{SMB_PASSWORD}\n".encode())
-        log = base / "smbd.out"
-        with open(log, "wb") as out:
-            # its own session: smbd signals its whole process group when it stops
-            proc = subprocess.Popen([smbd, "--foreground", "--no-process-group", "-s", str(conf), "--debug-stdout"],
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        _wait_until(lambda: _listening(port), proc, "smbd", log)
+        # its own session: smbd signals its whole process group when it stops
+        proc, _ = start_server([smbd, "--foreground", "--no-process-group", "-s", str(conf), "--debug-stdout"],
+                               lambda: listening(port), "smbd", base / "smbd.out", start_new_session=True)
         yield Samba(port, base / "share")
     finally:
         if proc is not None:
@@ -152,6 +146,10 @@ class Ganesha:
     export_dir: Path  # the exported folder on this machine (for set-up and checks)
     mount_port: int = 0  # NFSv3 only: the MOUNT service
     host: str = "127.0.0.1"
+
+    @property
+    def root(self) -> Path:
+        return self.export_dir
 
     def args(self, version: str = "") -> list[str]:
         """The connection flags of procx/pushx: NFSv4.1 (the pseudo path /export) or NFSv3 (the export's real
@@ -207,7 +205,7 @@ def _start_ganesha(base: Path, version: int) -> tuple[subprocess.Popen, Ganesha]
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
-        _wait_until(lambda: _listening(port), proc, "ganesha.nfsd", log)
+        _wait_until(lambda: listening(port), proc, "ganesha.nfsd", log)
     except BaseException:
         stop_process(proc)
         raise
@@ -234,11 +232,8 @@ def ganesha_v3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ganesha]:
         binary = shutil.which("rpcbind")
         if binary is None:
             pytest.fail("rpcbind is not installed (it comes with nfs-ganesha): apt-get install -y rpcbind")
-        base = tmp_path_factory.mktemp("rpcbind")
-        with open(base / "rpcbind.log", "wb") as out:
-            rpcbind = subprocess.Popen([binary, "-f", "-w"], stdin=subprocess.DEVNULL, stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-        _wait_until(lambda: _listening(111), rpcbind, "rpcbind", base / "rpcbind.log")
+        rpcbind, _ = start_server([binary, "-f", "-w"], lambda: listening(111), "rpcbind",
+                                  tmp_path_factory.mktemp("rpcbind") / "rpcbind.log", start_new_session=True)
     try:
         proc, server = _start_ganesha(tmp_path_factory.mktemp("ganesha-v3"), 3)
     finally:

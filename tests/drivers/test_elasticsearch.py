@@ -19,6 +19,7 @@ from core import api
 from core.api import _source, _take
 from core.errors import ProviderError
 from tests.conformance import PAYLOADS, Backend, Conformance
+from tests.drivers.doc_cases import DocBackend, LeaseConformance
 from tests.drivers.doc_servers import EsServer, es_server, es_tls  # noqa: F401 (the session fixtures)
 from tests.lease_loss import lose_lease_while_child_runs
 from tests.support import clean_env, run
@@ -27,30 +28,24 @@ NOT_UTF8 = "elasticsearch: the payload is a JSON text field; bytes that are not 
            "them: test_pushx_refuses_what_json_cannot_hold)"
 
 
-class EsBackend(Backend):
+class EsBackend(DocBackend):
     driver = "elasticsearch"
-    redelivery_wait = 0.5
-
-    def __init__(self, server: EsServer, lease: str = "") -> None:
-        self.server, self.lease = server, lease
-        self.index = "q-" + uuid.uuid4().hex[:12]
-        if lease:
-            self.redelivery_wait = 2.0
+    lease_flag = "-elasticsearch-lease-ttl"
+    server: EsServer
 
     def common_args(self) -> list[str]:
         return ["-driver", "elasticsearch", "-elasticsearch-address", self.server.address,
                 "-elasticsearch-payload-field", "work"]
 
     def push_args(self, n: int) -> list[str]:
-        return ["-elasticsearch-index", self.index, "-elasticsearch-refresh", "true"]
+        return ["-elasticsearch-index", self.name, "-elasticsearch-refresh", "true"]
 
     def procx_args(self) -> list[str]:
-        lease = ["-elasticsearch-lease-ttl", self.lease] if self.lease else []
-        return ["-elasticsearch-retrieve-index", self.index, "-elasticsearch-retrieve-query", '{"sort": ["_doc"]}',
-                "-elasticsearch-clear-op", "delete", *lease]
+        return ["-elasticsearch-retrieve-index", self.name, "-elasticsearch-retrieve-query", '{"sort": ["_doc"]}',
+                "-elasticsearch-clear-op", "delete", *self.lease_args()]
 
     def pending(self) -> int:
-        return len(self.server.sources(self.index))
+        return len(self.server.sources(self.name))
 
 
 class TestEsConformance(Conformance):
@@ -70,11 +65,7 @@ class TestEsConformance(Conformance):
         pytest.skip(f"the suite's payload here is binary: {NOT_UTF8}")
 
 
-class TestEsLeaseConformance(Conformance):
-    # only what the lease changes: failing, a killed procx, the daemon (the rest is the same as without a lease)
-    test_round_trip_byte_for_byte = test_child_receives_payload_on_stdin = test_no_work_is_not_an_error = None
-    test_several_items = test_clear_removes = test_api_stream_with_explicit_clear_and_fail = None
-
+class TestEsLeaseConformance(LeaseConformance):
     @pytest.fixture
     def backend(self, es_server: EsServer) -> EsBackend:  # noqa: F811
         return EsBackend(es_server, lease="1s")

@@ -8,10 +8,12 @@ as values, the lease, and settings/errors are tested below.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,10 +22,14 @@ from core.api import _source, _take
 from core.errors import ProviderError
 from core.template import JsonTemplate
 from drivers.mongodb import _no_operators
-from tests.conformance import Backend, Conformance
+from tests.conformance import Conformance
+from tests.drivers.doc_cases import DocBackend, LeaseConformance
 from tests.drivers.doc_servers import MongoServer, mongo_server, mongo_tls  # noqa: F401 (the session fixtures)
 from tests.lease_loss import lose_lease_while_child_runs
 from tests.support import clean_env, run
+
+if TYPE_CHECKING:
+    import pymongo
 
 DB = "procx"
 
@@ -32,27 +38,24 @@ def delete_by_oid(collection: str) -> str:
     return json.dumps({"delete": collection, "deletes": [{"q": {"_id": {"$oid": "{{0._id}}"}}, "limit": 1}]})
 
 
-class MongoBackend(Backend):
+class MongoBackend(DocBackend):
     driver = "mongodb"
-    redelivery_wait = 0.5
-
-    def __init__(self, server: MongoServer, lease: str = "") -> None:
-        self.server, self.lease = server, lease
-        self.collection = "c" + uuid.uuid4().hex[:12]
-        self.client = server.client()
-        if lease:
-            self.redelivery_wait = 2.0
+    lease_flag = "-mongo-lease-ttl"
+    server: MongoServer
 
     def common_args(self) -> list[str]:
         return ["-driver", "mongodb", "-mongo-host", "127.0.0.1", "-mongo-port", str(self.server.port),
-                "-mongo-database", DB, "-mongo-collection", self.collection, "-mongo-payload-field", "work"]
+                "-mongo-database", DB, "-mongo-collection", self.name, "-mongo-payload-field", "work"]
 
     def procx_args(self) -> list[str]:
-        lease = ["-mongo-lease-ttl", self.lease] if self.lease else []
-        return ["-mongo-retrieve-query", "{}", "-mongo-clear-query", delete_by_oid(self.collection), *lease]
+        return ["-mongo-retrieve-query", "{}", "-mongo-clear-query", delete_by_oid(self.name), *self.lease_args()]
+
+    @functools.cached_property
+    def client(self) -> pymongo.MongoClient:
+        return self.server.client()
 
     def pending(self) -> int:
-        return self.client[DB][self.collection].count_documents({})
+        return self.client[DB][self.name].count_documents({})
 
 
 class TestMongoConformance(Conformance):
@@ -61,11 +64,7 @@ class TestMongoConformance(Conformance):
         return MongoBackend(mongo_server)
 
 
-class TestMongoLeaseConformance(Conformance):
-    # only what the lease changes: failing, a killed procx, the daemon (the rest is the same as without a lease)
-    test_round_trip_byte_for_byte = test_child_receives_payload_on_stdin = test_no_work_is_not_an_error = None
-    test_several_items = test_clear_removes = test_api_stream_with_explicit_clear_and_fail = None
-
+class TestMongoLeaseConformance(LeaseConformance):
     @pytest.fixture
     def backend(self, mongo_server: MongoServer) -> MongoBackend:  # noqa: F811
         return MongoBackend(mongo_server, lease="1s")

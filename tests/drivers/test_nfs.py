@@ -4,24 +4,20 @@ unreachable server or export (exit 69, one line)."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
 from core import api
-from tests.conformance import Backend, Conformance
+from tests.conformance import Conformance
+from tests.drivers.file_cases import FolderBackend, fresh_folder
 from tests.drivers.file_servers import Ganesha, ganesha, ganesha_v3, put, tree  # noqa: F401 - fixtures
 from tests.support import run
 
 
-class NfsBackend(Backend):
+class NfsBackend(FolderBackend):
     driver = "nfs"
-    redelivery_wait = 1.0
-
-    def __init__(self, server: Ganesha, folder: str) -> None:
-        self.server = server
-        self.folder = folder  # a folder of the export, one per test
+    server: Ganesha
 
     def common_args(self) -> list[str]:
         return [*self.server.args("4.1"), "-nfs-folder", self.folder]
@@ -32,17 +28,11 @@ class NfsBackend(Backend):
     def procx_args(self) -> list[str]:
         return ["-nfs-key-prefix", "job-", "-nfs-clear-op", "rm"]
 
-    def pending(self) -> int:
-        return len(tree(self.server.export_dir / self.folder))
-
 
 @pytest.fixture
 def folder(ganesha: Ganesha) -> str:  # noqa: F811 - the fixture imported above
     """A fresh folder of the export for one test."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    (ganesha.export_dir / name).mkdir(mode=0o777)
-    (ganesha.export_dir / name).chmod(0o777)
-    return name
+    return fresh_folder(ganesha)
 
 
 class TestNfsConformance(Conformance):

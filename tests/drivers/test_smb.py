@@ -3,24 +3,20 @@ failures (exit 69, one line, never the password)."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
 from core import api
-from tests.conformance import Backend, Conformance
+from tests.conformance import Conformance
+from tests.drivers.file_cases import FolderBackend, fresh_folder
 from tests.drivers.file_servers import SMB_PASSWORD, Samba, put, samba, tree  # noqa: F401 - samba is a fixture
 from tests.support import clean_env, run
 
 
-class SmbBackend(Backend):
+class SmbBackend(FolderBackend):
     driver = "smb"
-    redelivery_wait = 1.0
-
-    def __init__(self, server: Samba, folder: str) -> None:
-        self.server = server
-        self.folder = folder  # a folder of the share, one per test
+    server: Samba
 
     def common_args(self) -> list[str]:
         return self.server.args()
@@ -31,16 +27,11 @@ class SmbBackend(Backend):
     def procx_args(self) -> list[str]:
         return ["-smb-key-glob", f"{self.folder}/job-*", "-smb-clear-op", "rm"]
 
-    def pending(self) -> int:
-        return len(tree(self.server.share_dir / self.folder))
-
 
 @pytest.fixture
 def folder(samba: Samba) -> str:  # noqa: F811 - the fixture imported above
     """A fresh folder of the share for one test."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    (samba.share_dir / name).mkdir()
-    return name
+    return fresh_folder(samba)
 
 
 class TestSmbConformance(Conformance):

@@ -10,8 +10,6 @@ each per session.
 from __future__ import annotations
 
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 from tests.drivers.cloud.cloudbox_server import start_cloudbox
 from tests.drivers.cloud.firestore_server import start_firestore
 from tests.drivers.cloud.gcs_server import start_gcs
-from tests.drivers.conftest import free_port, serving
+from tests.drivers.conftest import answers, free_port, serving
 from tests.support import ServerProcess, clean_env
 
 AWS_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN",
@@ -54,14 +52,6 @@ class Moto:
                                      region_name="us-east-1").client(service, endpoint_url=self.endpoint)
 
 
-def _answers(endpoint: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
     """One moto server for S3, SQS, DynamoDB and STS, on loopback and a free port."""
@@ -70,8 +60,8 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
         pytest.fail(f"moto_server is not installed ({binary}): pip install -e '.[test-cloud]'")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    with serving([str(binary), "-H", "127.0.0.1", "-p", str(port)], lambda: _answers(endpoint), "moto_server",
-                 tmp_path_factory.mktemp("moto") / "moto.log") as took:
+    with serving([str(binary), "-H", "127.0.0.1", "-p", str(port)], lambda: answers(f"{endpoint}/moto-api/data.json"),
+                 "moto_server", tmp_path_factory.mktemp("moto") / "moto.log") as took:
         yield Moto(endpoint, took)
 
 

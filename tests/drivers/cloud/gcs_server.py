@@ -12,13 +12,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.drivers.conftest import free_port, start_server
+from tests.drivers.conftest import answers, free_port, start_server
 from tests.support import ServerProcess
 
 
@@ -34,14 +33,6 @@ class GcsServer(ServerProcess):
         return f"http://127.0.0.1:{self.port}"
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/storage/v1/b?project=px-test", timeout=1) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
-
-
 def start_gcs(tmpdir: str | Path) -> GcsServer:
     """Start the emulator in memory on a free loopback port; returns when it answers."""
     binary = shutil.which("gcp-storage-emulator", path=str(Path(sys.executable).parent))
@@ -52,6 +43,7 @@ def start_gcs(tmpdir: str | Path) -> GcsServer:
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = folder / "gcs-emulator.log"
+    ready = f"http://127.0.0.1:{port}/storage/v1/b?project=px-test"
     proc, took = start_server([binary, "start", "-H", "127.0.0.1", "--port", str(port), "--in-memory", "-q"],
-                              lambda: _ready(f"http://127.0.0.1:{port}"), "gcp-storage-emulator", log, cwd=folder)
+                              lambda: answers(ready), "gcp-storage-emulator", log, cwd=folder)
     return GcsServer(proc, port, log, took)
