@@ -442,7 +442,10 @@ class Dashboard(App):
                     self.notify(f"deleted profile {profile.name}")
                 self.load_profiles()
 
-        self.push_screen(Confirm(f"Delete profile {profile.name}? Its runs stay listed.", yes="Delete"), done)
+        running = sum(1 for r in self.rows.values() if r.profile == profile.name and r.status == runs.RUNNING)
+        about = (f"{running} of its runs {'is' if running == 1 else 'are'} still running and will go on until "
+                 "stopped (s), but cannot be restarted." if running else "Its runs stay listed.")
+        self.push_screen(Confirm(f"Delete profile {profile.name}? {about}", yes="Delete"), done)
 
     def action_check(self) -> None:
         profile = self._need_profile()

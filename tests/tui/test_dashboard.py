@@ -153,8 +153,15 @@ async def test_delete_a_profile_asks_first(homes) -> None:
         await highlight_profile(pilot, app, "gone")
         await pilot.press("delete")
         assert isinstance(app.screen, Confirm)
+        assert app.screen.question == "Delete profile gone? Its runs stay listed."
         await pilot.press("n")  # no: nothing happens
         assert (homes.profiles / "gone.env").exists() and not isinstance(app.screen, Confirm)
+        fabricate_run(homes.runs, "20260528-090000-aaaa", profiles.read(homes.profiles / "gone.env"),
+                      started=NOW - 60, status="running", alive=True, exit_code=None)
+        await wait_until(pilot, lambda: "20260528-090000-aaaa" in app.rows)
+        await pilot.press("delete")
+        assert "1 of its runs is still running and will go on until stopped (s)" in app.screen.question
+        await pilot.press("n")
         await pilot.press("delete")
         await pilot.click("#yes")
         await wait_until(pilot, lambda: "gone" not in app.profiles)
