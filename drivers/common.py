@@ -1,17 +1,21 @@
-"""Option builders shared by several drivers' declarations (TLS switches, object selection, mv/rm ops)."""
+"""What several drivers share: option builders for their declarations (TLS switches, object selection, mv/rm
+ops), the lease Keeper and the ClientConnection base of a client library's connection."""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
+from core.errors import ProcxError, ProviderError, one_line
 from core.options import BOTH, PROCX, PUSHX, Option
 
 if TYPE_CHECKING:
     import ssl
+
+    from core.settings import Config
 
 
 class Tls:
@@ -196,3 +200,58 @@ class Keeper:
         thread = self.thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=2)
+
+
+class ClientConnection:
+    """A client library's client for a driver's settings (elasticsearch, mongodb): `open` sets `client`; `errors`
+    turns the library's exceptions into one-line ProviderErrors naming `where` (host:port), never a secret."""
+
+    # the usual causes of a failed connection, said in a few words (the first marker found in the message wins)
+    CAUSES = (("Connection refused", "connection refused"), ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed"),
+              ("Name or service not known", "unknown host"), ("timed out", "timed out"))
+
+    def __init__(self, config: Config, where: str) -> None:
+        self.config = config
+        self.where = where
+        self.client: Any = None
+
+    def secrets(self) -> tuple[str, ...]:
+        """The passwords a message from the library may repeat."""
+        return ()
+
+    def clean(self, text: str) -> str:
+        """The text with every secret replaced by ***."""
+        for secret in self.secrets():
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def cause(self, text: str) -> str:
+        """Why a connection failed: a usual cause in a few words, else the library's message in one clean line."""
+        for marker, said in self.CAUSES:
+            if marker in text:
+                return said
+        return self.clean(one_line(text, 200))
+
+    def translate(self, exc: Exception, what: str) -> ProviderError | None:
+        """The ProviderError for one of the library's exceptions raised while doing `what` (None: not one)."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def errors(self, what: str) -> Iterator[None]:
+        """The library's exceptions -> their ProviderErrors (see translate); any other passes through."""
+        try:
+            yield
+        except ProcxError:
+            raise
+        except Exception as exc:
+            error = self.translate(exc, what)
+            if error is None:
+                raise
+            raise error from None
+
+    def close(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close()
+            self.client = None

@@ -38,11 +38,11 @@ import uuid
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from core.errors import ProcxError, ProviderError, UsageError, one_line
+from core.errors import ProviderError, UsageError, one_line
 from core.options import PROCX, PUSHX, Delivery, DriverSpec, Option
 from core.template import JsonTemplate, go_json
 from core.work import Sink, Source, Work
-from drivers.common import Keeper, Tls
+from drivers.common import ClientConnection, Keeper, Tls
 
 OPS = ("delete", "put", "merge-put", "move")
 TLS = Tls("elasticsearch", insecure="tls-skip-verify")
@@ -166,13 +166,12 @@ SPEC = DriverSpec(
 
 
 # ---------------------------------------------------------------------------------------------- client
-class _Connection:
+class _Connection(ClientConnection):
     """An Elasticsearch client for the settings, with errors translated (host:port, never the password)."""
 
     def __init__(self, config) -> None:
-        self.config = config
-        self.url, self.where, self.url_creds = _address(config)
-        self.client = None
+        self.url, where, self.url_creds = _address(config)
+        super().__init__(config, where)
 
     def open(self):
         from elasticsearch import Elasticsearch
@@ -194,51 +193,28 @@ class _Connection:
             self.client.options(request_timeout=CONNECT_TIMEOUT).info()
         return self.client
 
-    @contextlib.contextmanager
-    def errors(self, what: str):
-        """Client errors -> ProviderError naming host:port and the step."""
+    def secrets(self) -> tuple[str, ...]:
+        return self.config["elasticsearch-password"], (self.url_creds or ("", ""))[1]
+
+    def translate(self, exc: Exception, what: str) -> ProviderError | None:
         from elastic_transport import ConnectionTimeout, TransportError
         from elasticsearch import ApiError, AuthenticationException, UnsupportedProductError
 
-        try:
-            yield
-        except ProcxError:
-            raise
-        except AuthenticationException:
+        if isinstance(exc, AuthenticationException):
             who = self.config["elasticsearch-username"] or (self.url_creds or ("",))[0]
-            raise ProviderError(f"driver elasticsearch: authentication failed for user {who!r} at "
-                                f"{self.where}") from None
-        except UnsupportedProductError:
-            raise ProviderError(f"driver elasticsearch: {self.where} is not an Elasticsearch server") from None
-        except ApiError as exc:
+            return ProviderError(f"driver elasticsearch: authentication failed for user {who!r} at {self.where}")
+        if isinstance(exc, UnsupportedProductError):
+            return ProviderError(f"driver elasticsearch: {self.where} is not an Elasticsearch server")
+        if isinstance(exc, ApiError):
             detail = _reason(exc.body) or ("" if exc.message in (None, "None") else one_line(str(exc.message), 200))
-            raise ProviderError(f"driver elasticsearch: {self.where}: cannot {what}: HTTP {exc.meta.status}"
-                                + (f": {self._clean(detail)}" if detail else "")) from None
-        except ConnectionTimeout:
-            raise ProviderError(f"driver elasticsearch: cannot reach {self.where}: timed out") from None
-        except TransportError as exc:
-            raise ProviderError(f"driver elasticsearch: cannot reach {self.where}: {self._short(exc)}") from None
-
-    def _short(self, exc: BaseException) -> str:
-        text = str(getattr(exc, "message", "") or exc)
-        for marker, said in (("Connection refused", "connection refused"), ("CERTIFICATE_VERIFY_FAILED",
-                                                                             "certificate verify failed"),
-                             ("Name or service not known", "unknown host"), ("timed out", "timed out")):
-            if marker in text:
-                return said
-        return self._clean(one_line(text, 200))
-
-    def _clean(self, text: str) -> str:
-        for secret in (self.config["elasticsearch-password"], (self.url_creds or ("", ""))[1]):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
-    def close(self) -> None:
-        if self.client is not None:
-            with contextlib.suppress(Exception):
-                self.client.close()
-            self.client = None
+            return ProviderError(f"driver elasticsearch: {self.where}: cannot {what}: HTTP {exc.meta.status}"
+                                 + (f": {self.clean(detail)}" if detail else ""))
+        if isinstance(exc, ConnectionTimeout):
+            return ProviderError(f"driver elasticsearch: cannot reach {self.where}: timed out")
+        if isinstance(exc, TransportError):
+            text = str(getattr(exc, "message", "") or exc)
+            return ProviderError(f"driver elasticsearch: cannot reach {self.where}: {self.cause(text)}")
+        return None
 
 
 def _reason(body: object) -> str:

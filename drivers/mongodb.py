@@ -34,7 +34,7 @@ from core.errors import ProcxError, ProviderError, UsageError, one_line
 from core.options import PROCX, PUSHX, Delivery, DriverSpec, Option
 from core.template import JsonTemplate, go_json
 from core.work import Sink, Source, Work
-from drivers.common import Keeper, Tls
+from drivers.common import ClientConnection, Keeper, Tls
 
 TLS = Tls("mongo")
 CONNECT_TIMEOUT = 5.0  # seconds to find the server (an unreachable one fails after this long)
@@ -153,13 +153,11 @@ SPEC = DriverSpec(
 
 
 # ---------------------------------------------------------------------------------------------- client
-class _Connection:
+class _Connection(ClientConnection):
     """One MongoClient for the settings, with errors translated (naming host:port, never the password)."""
 
     def __init__(self, config) -> None:
-        self.config = config
-        self.where = f"{config['mongo-host']}:{config['mongo-port']}"
-        self.client = None
+        super().__init__(config, f"{config['mongo-host']}:{config['mongo-port']}")
         self.keyfile = ""
 
     def open(self):
@@ -191,7 +189,7 @@ class _Connection:
             raise
         except Exception as exc:  # e.g. a server that answers the login with something pymongo cannot read
             raise ProviderError(f"driver mongodb: {self.where}: cannot connect: "
-                                f"{self._clean(one_line(repr(exc), 200))}") from None
+                                f"{self.clean(one_line(repr(exc), 200))}") from None
         return self.client[c["mongo-database"].strip()]
 
     def _certificate_key_file(self) -> str:
@@ -204,44 +202,26 @@ class _Connection:
             out.write(c.read().rstrip(b"\n") + b"\n" + k.read())
         return self.keyfile
 
-    @contextlib.contextmanager
-    def errors(self, what: str):
-        """pymongo errors -> ProviderError naming host:port and the step; the password is never shown."""
+    def secrets(self) -> tuple[str, ...]:
+        return (self.config["mongo-password"],)
+
+    def translate(self, exc: Exception, what: str) -> ProviderError | None:
         from pymongo import errors
 
-        try:
-            yield
-        except ProcxError:
-            raise
-        except (errors.ServerSelectionTimeoutError, errors.ConnectionFailure) as exc:
-            raise ProviderError(f"driver mongodb: cannot reach {self.where}: {self._reason(exc)}") from None
-        except errors.OperationFailure as exc:
-            message = (exc.details or {}).get("errmsg") or str(exc)
+        if isinstance(exc, errors.ServerSelectionTimeoutError | errors.ConnectionFailure):
+            return ProviderError(f"driver mongodb: cannot reach {self.where}: {self.cause(str(exc))}")
+        if isinstance(exc, errors.OperationFailure):
             if exc.code == 18:  # AuthenticationFailed
-                raise ProviderError(f"driver mongodb: authentication failed for user {self.config['mongo-user']!r} "
-                                    f"at {self.where}") from None
-            raise ProviderError(f"driver mongodb: {self.where}: cannot {what}: {self._clean(message)}") from None
-        except (errors.PyMongoError, ValueError, TypeError) as exc:
-            raise ProviderError(f"driver mongodb: {self.where}: cannot {what}: {self._clean(one_line(exc))}") from None
-
-    def _reason(self, exc: BaseException) -> str:
-        text = str(exc)
-        for marker, said in (("Connection refused", "connection refused"), ("timed out", "timed out"),
-                             ("Name or service not known", "unknown host"), ("CERTIFICATE_VERIFY_FAILED",
-                                                                              "certificate verify failed")):
-            if marker in text:
-                return said
-        return self._clean(one_line(text, 200))
-
-    def _clean(self, text: str) -> str:
-        password = self.config["mongo-password"]
-        return text.replace(password, "***") if password else text
+                return ProviderError(f"driver mongodb: authentication failed for user {self.config['mongo-user']!r} "
+                                     f"at {self.where}")
+            message = (exc.details or {}).get("errmsg") or str(exc)
+            return ProviderError(f"driver mongodb: {self.where}: cannot {what}: {self.clean(message)}")
+        if isinstance(exc, errors.PyMongoError | ValueError | TypeError):
+            return ProviderError(f"driver mongodb: {self.where}: cannot {what}: {self.clean(one_line(exc))}")
+        return None
 
     def close(self) -> None:
-        if self.client is not None:
-            with contextlib.suppress(Exception):
-                self.client.close()
-            self.client = None
+        super().close()
         if self.keyfile:
             with contextlib.suppress(OSError):
                 os.unlink(self.keyfile)

@@ -1,6 +1,6 @@
 """What redis-list, redis-pubsub and redis-stream share: the options (address, password, key, TLS), the client
-(binary-safe, no hidden retries, TLS context from the Tls declaration), the wire client of the pushx sides and
-error translation.
+(binary-safe, no hidden retries, TLS context from the Tls declaration), the wire client of the pushx sides (and
+the Sink around it) and error translation.
 
 The client library (redis-py) is imported only inside the functions that connect.
 """
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from core.errors import ProcxError, ProviderError
 from core.options import Option
+from core.work import Sink
 from drivers.common import Tls
 
 EXTRA = "redis"
@@ -162,3 +163,17 @@ def close_client(conn) -> None:
     if conn is not None:
         with contextlib.suppress(Exception):
             conn.connection_pool.disconnect()
+
+
+class RedisSink(Sink):
+    """The pushx side of every redis driver, over the wire client; each driver's push_many sends its command."""
+
+    def open(self) -> None:
+        self.conn = wire_client(self.config)
+
+    def push(self, payload: bytes) -> str | None:
+        return self.push_many([payload])[0]
+
+    def close(self) -> None:
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()

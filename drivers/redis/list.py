@@ -23,12 +23,13 @@ import time
 from collections.abc import Sequence
 
 from core.options import PROCX, Delivery, DriverSpec, Option
-from core.work import Sink, Source, Work
+from core.work import Source, Work
 from drivers.common import Keeper
 from drivers.redis.common import (
     EXTRA,
     MAX_BLOCK,
     REQUIRES,
+    RedisSink,
     errors,
     redis_options,
     validate_common,
@@ -189,22 +190,12 @@ class RedisListSource(Source):
                 conn.close()
 
 
-class RedisListSink(Sink):
-    def open(self) -> None:
-        self.conn = wire_client(self.config)
-
-    def push(self, payload: bytes) -> str | None:
-        return self.push_many([payload])[0]
-
+class RedisListSink(RedisSink):
     def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
         if payloads:
             with errors(self.config, "push"):
                 self.conn.call("RPUSH", self.config["redis-key"], *payloads)
         return [None] * len(payloads)
-
-    def close(self) -> None:
-        if getattr(self, "conn", None) is not None:
-            self.conn.close()
 
 
 SPEC = DriverSpec(

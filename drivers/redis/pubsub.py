@@ -20,16 +20,16 @@ from collections.abc import Sequence
 
 from core.errors import ProviderError
 from core.options import PROCX, Delivery, DriverSpec
-from core.work import Sink, Source, Work
+from core.work import Source, Work
 from drivers.redis.common import (
     EXTRA,
     REQUIRES,
+    RedisSink,
     client,
     close_client,
     errors,
     redis_options,
     validate_common,
-    wire_client,
 )
 
 HEALTH_CHECK = 15.0  # seconds of silence after which the subscribed connection is PINGed
@@ -82,21 +82,11 @@ class RedisPubSubSource(Source):
         close_client(getattr(self, "conn", None))
 
 
-class RedisPubSubSink(Sink):
-    def open(self) -> None:
-        self.conn = wire_client(self.config)
-
-    def push(self, payload: bytes) -> str | None:
-        return self.push_many([payload])[0]
-
+class RedisPubSubSink(RedisSink):
     def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
         with errors(self.config, "publish"):
             self.conn.pipeline([("PUBLISH", self.config["redis-key"], payload) for payload in payloads])
         return [None] * len(payloads)
-
-    def close(self) -> None:
-        if getattr(self, "conn", None) is not None:
-            self.conn.close()
 
 
 SPEC = DriverSpec(

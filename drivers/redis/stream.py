@@ -37,18 +37,18 @@ from collections.abc import Sequence
 from core.errors import ProviderError, UsageError
 from core.options import BOTH, PROCX, PUSHX, Delivery, DriverSpec, Option
 from core.template import Result, go_json
-from core.work import Sink, Source, Work
+from core.work import Source, Work
 from drivers.common import Keeper
 from drivers.redis.common import (
     EXTRA,
     MAX_BLOCK,
     REQUIRES,
+    RedisSink,
     client,
     close_client,
     errors,
     redis_options,
     validate_common,
-    wire_client,
 )
 
 DEFAULT_GROUP = "procx"
@@ -286,16 +286,10 @@ def entry_fields(payload: bytes) -> dict[str, str]:
     return {name: _field_value(name, value) for name, value in obj.items()}
 
 
-class RedisStreamSink(Sink):
-    def open(self) -> None:
-        self.conn = wire_client(self.config)
-
+class RedisStreamSink(RedisSink):
     def _fields(self, payload: bytes) -> dict:
         field = self.config["redis-stream-payload-field"]
         return {field: payload} if field else entry_fields(payload)
-
-    def push(self, payload: bytes) -> str | None:
-        return self.push_many([payload])[0]
 
     def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
         entries = [self._fields(p) for p in payloads]  # every payload is checked before anything is added
@@ -309,10 +303,6 @@ class RedisStreamSink(Sink):
     @staticmethod
     def _decode(ident: object) -> str | None:
         return ident.decode() if isinstance(ident, bytes) else None if ident is None else str(ident)
-
-    def close(self) -> None:
-        if getattr(self, "conn", None) is not None:
-            self.conn.close()
 
 
 SPEC = DriverSpec(

@@ -273,6 +273,11 @@ class Result:
         self.rows = rows
         self.ident = ident
 
+    @classmethod
+    def selected(cls, columns: list[str], rows: list) -> Result:
+        """Rows a statement returned; the ident is the first value of the first row, as text (None if null)."""
+        return cls(columns, rows, None if not rows or rows[0][0] is None else str(rows[0][0]))
+
 
 class Database:
     """One connection to a SQL server; implemented per client library (postgres.py, mysql.py, mssql.py; the CQL

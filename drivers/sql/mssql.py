@@ -107,7 +107,7 @@ class MssqlDatabase(Database):
             rows = list(cur.fetchall())
         finally:
             cur.close()
-        return Result(columns, rows, None if not rows or rows[0][0] is None else str(rows[0][0]))
+        return Result.selected(columns, rows)
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -76,7 +76,7 @@ class MysqlDatabase(Database):
                 return Result([], [], str(cur.lastrowid) if cur.lastrowid else None)
             columns = [d[0] for d in cur.description]
             rows = list(cur.fetchall())
-        return Result(columns, rows, None if not rows or rows[0][0] is None else str(rows[0][0]))
+        return Result.selected(columns, rows)
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -119,7 +119,7 @@ class PostgresDatabase(Database):
                 return Result([], [])
             columns = [d.name for d in cur.description]
             rows = cur.fetchall()
-        return Result(columns, rows, None if not rows or rows[0][0] is None else str(rows[0][0]))
+        return Result.selected(columns, rows)
 
     def payload_values(self, sql: str, values: list) -> list:
         """Payload bytes stay bytes for bytea parameters and become UTF-8 text for any other type (as the

@@ -12,11 +12,44 @@ from procx_tui.monitor import RunRow, counters_text, duration_text, started_text
 
 
 class KeyedTable(DataTable):
-    """A DataTable whose rows are named by keys, with a way to find the highlighted one."""
+    """A DataTable whose rows are named by keys, with a way to find the highlighted one, and two column layouts:
+    WIDE, and NARROW for tables under 100 columns (the rows are shown again from `redraw` when it changes)."""
+
+    WIDE: tuple[tuple[str, int | None], ...] = ()
+    NARROW: tuple[tuple[str, int | None], ...] = ()
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.order: list[str] = []
+        self.layout_name = ""
+
+    @property
+    def columns_now(self) -> tuple[tuple[str, int | None], ...]:
+        return self.WIDE if self.layout_name == "wide" else self.NARROW
+
+    def on_resize(self) -> None:
+        self.arrange_columns()
+
+    def on_mount(self) -> None:
+        self.arrange_columns()
+
+    def arrange_columns(self) -> None:
+        name = "wide" if self.size.width >= 100 or not self.size.width else "narrow"
+        if name == self.layout_name:
+            return
+        self.layout_name = name
+        keep = self.current_key
+        self.clear(columns=True)
+        self.order = []
+        for label, width in self.columns_now:
+            self.add_column(label, width=width, key=label)
+        self.redraw()
+        if keep:
+            self.select_key(keep)
+
+    def redraw(self) -> None:
+        """Show the last rows again, in new columns."""
+        raise NotImplementedError
 
     @property
     def current_key(self) -> str | None:
@@ -47,28 +80,10 @@ class ProfilesTable(KeyedTable):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.layout_name = ""
         self.last: list[Profile] = []
 
-    def on_resize(self) -> None:
-        self.arrange_columns()
-
-    def arrange_columns(self) -> None:
-        name = "wide" if self.size.width >= 100 or not self.size.width else "narrow"
-        if name == self.layout_name:
-            return
-        self.layout_name = name
-        keep = self.current_key
-        self.clear(columns=True)
-        self.order = []
-        for label, width in self.WIDE if name == "wide" else self.NARROW:
-            self.add_column(label, width=width, key=label)
+    def redraw(self) -> None:
         self.show(self.last)
-        if keep:
-            self.select_key(keep)
-
-    def on_mount(self) -> None:
-        self.arrange_columns()
 
     def show(self, profiles: list[Profile]) -> None:
         self.last = profiles
@@ -88,32 +103,11 @@ class RunsTable(KeyedTable):
         super().__init__(**kwargs)
         self.clock = clock
         self.shown: dict[str, list[str]] = {}
-        self.layout_name = ""
         self.last: tuple[list[RunRow], set[str]] = ([], set())
 
-    @property
-    def columns_now(self) -> tuple[tuple[str, int], ...]:
-        return self.WIDE if self.layout_name == "wide" else self.NARROW
-
-    def on_resize(self) -> None:
-        self.arrange_columns()
-
-    def on_mount(self) -> None:
-        self.arrange_columns()
-
-    def arrange_columns(self) -> None:
-        name = "wide" if self.size.width >= 100 or not self.size.width else "narrow"
-        if name == self.layout_name:
-            return
-        self.layout_name = name
-        keep = self.current_key
-        self.clear(columns=True)
-        self.order, self.shown = [], {}
-        for label, width in self.columns_now:
-            self.add_column(label, width=width, key=label)
+    def redraw(self) -> None:
+        self.shown = {}
         self.show(*self.last)
-        if keep:
-            self.select_key(keep)
 
     def cell(self, run_id: str, column: str) -> str:
         """The text in a column (named as in the wide layout) of a run's row."""
