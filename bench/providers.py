@@ -282,4 +282,4 @@ def memory(items: int) -> None:
 
         mb = daemon_rss(["-driver", "aws-sqs", "-aws-sqs-queue-url", url, "-aws-sqs-wait-time", "1"],
                         {**ENV, **AWS, "AWS_ENDPOINT_URL": endpoint}, feed, fed)
-        row("procx -daemon -driver aws-sqs (boto3)", f"{mb:.1f}")
+        row("procx -daemon -driver aws-sqs", f"{mb:.1f}")
