@@ -13,10 +13,16 @@ Fixes over the original (procx.md §4.3, §7.2 #20, §7.3 #24, §7.7 #42/#44; pu
 - with unmarshalling off, attribute values are DynamoDB's own JSON form ({"S":"x"}), without the Go SDK's
   null type keys.
 - pushx keeps numbers exact (decimal, not float64) and stores an empty string as "" (the original stored NULL).
+
+Attribute values are converted here (as boto3's TypeSerializer/TypeDeserializer do), so that with plain
+credentials the statements go through the small SigV4 client (drivers/aws/wire.py) and pushx starts without
+importing boto3.
 """
 
 from __future__ import annotations
 
+import base64
+import decimal
 import json
 from decimal import Decimal
 
@@ -24,7 +30,7 @@ from core.errors import ProviderError
 from core.options import PROCX, PUSHX, Delivery, DriverSpec, Option
 from core.template import bind, go_json, select
 from core.work import Sink, Source, Work
-from drivers.aws.common import AWS_OPTIONS, EXTRA, REQUIRES, botocore_errors, client, error_code
+from drivers.aws.common import AWS_OPTIONS, EXTRA, REQUIRES, api, error_code
 from drivers.aws.common import fail as aws_fail
 
 NAME = "aws-dynamo"
@@ -81,21 +87,59 @@ SPEC = DriverSpec(
 )
 
 
-def _plain(value: object) -> object:
-    """boto3's deserialised values -> JSON-ready ones: exact ints, floats, sorted lists for sets, bytes."""
-    from boto3.dynamodb.types import Binary
+TARGET = "DynamoDB_20120810"  # the JSON protocol's target prefix
+# DynamoDB numbers: 38 significant digits, exponent -130..125; anything that would be rounded is refused
+NUMBERS = decimal.Context(Emin=-128, Emax=126, prec=38, traps=[decimal.Clamped, decimal.Overflow, decimal.Inexact,
+                                                                decimal.Rounded, decimal.Underflow])
 
+
+def marshal(value: object) -> dict:
+    """A JSON value (numbers as Decimal) -> a DynamoDB attribute value."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Binary):
-        return bytes(value.value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        number = str(NUMBERS.create_decimal(value))
+        if number in ("Infinity", "-Infinity", "NaN"):
+            raise TypeError("Infinity and NaN not supported")
+        return {"N": number}
+    if isinstance(value, str):
+        return {"S": value}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((_plain(v) for v in value), key=lambda v: (str(type(v)), v))
-    return value
+        return {"L": [marshal(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {k: marshal(v) for k, v in value.items()}}
+    raise TypeError(f"{type(value).__name__} values are not supported (numbers must be exact decimals)")
+
+
+def _number(text: str) -> int | float:
+    value = Decimal(text)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _bytes(value: str | bytes) -> bytes:
+    """A binary value: base64 text on the wire, bytes from boto3."""
+    return value if isinstance(value, bytes) else base64.b64decode(value)
+
+
+def unmarshal(attribute: dict) -> object:
+    """A DynamoDB attribute value -> plain JSON-ready data: exact ints, floats, sorted lists for sets, bytes."""
+    [(kind, value)] = attribute.items()
+    if kind in ("S", "BOOL"):
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "N":
+        return _number(value)
+    if kind == "B":
+        return _bytes(value)
+    if kind == "M":
+        return {k: unmarshal(v) for k, v in value.items()}
+    if kind == "L":
+        return [unmarshal(v) for v in value]
+    convert = {"SS": str, "NS": _number, "BS": _bytes}[kind]
+    return sorted((convert(v) for v in value), key=lambda v: (str(type(v)), v))
 
 
 def _raw(value: object) -> object:
@@ -119,10 +163,11 @@ def _attribute(value: object) -> dict:
 
 
 class DynamoSource(Source):
+    db = None
+
     def open(self) -> None:
-        self.errors = botocore_errors()
-        self.db = client(self.config, "dynamodb")
-        self.endpoint = self.db.meta.endpoint_url
+        self.db = api(self.config, "dynamodb", TARGET)
+        self.errors, self.endpoint = self.db.errors, self.db.endpoint_url
 
     def get(self, wait: float) -> Work | None:
         c = self.config
@@ -132,17 +177,14 @@ class DynamoSource(Source):
         if c["aws-dynamo-next-token"]:
             args["NextToken"] = c["aws-dynamo-next-token"]
         try:
-            response = self.db.execute_statement(**args)
+            response = self.db.call("ExecuteStatement", args)
         except self.errors as exc:
             raise self._failed("cannot run the retrieve query", exc) from None
         raw = response.get("Items", [])
         if not raw:
             return None
         if c["aws-dynamo-unmarshal-json"]:
-            from boto3.dynamodb.types import TypeDeserializer
-
-            des = TypeDeserializer()
-            items = [{k: _plain(des.deserialize(v)) for k, v in item.items()} for item in raw]
+            items = [{k: unmarshal(v) for k, v in item.items()} for item in raw]
         else:
             items = [_raw(item) for item in raw]
         if c["aws-dynamo-include-next-token"]:
@@ -178,7 +220,7 @@ class DynamoSource(Source):
         if params:
             args["Parameters"] = [_attribute(p) for p in params]
         try:
-            self.db.execute_statement(**args)
+            self.db.call("ExecuteStatement", args)
         except self.errors as exc:
             raise self._failed(f"cannot run the {phase} query", exc) from None
 
@@ -188,16 +230,23 @@ class DynamoSource(Source):
     def fail(self, work: Work) -> None:
         self._run("fail", work.handle)
 
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
 
 class DynamoSink(Sink):
+    db = None
+
     def open(self) -> None:
-        self.errors = botocore_errors()
-        self.db = client(self.config, "dynamodb")
-        self.endpoint = self.db.meta.endpoint_url
+        self.db = api(self.config, "dynamodb", TARGET)
+        self.errors, self.endpoint = self.db.errors, self.db.endpoint_url
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
 
     def push(self, payload: bytes) -> str | None:
-        from boto3.dynamodb.types import TypeSerializer
-
         table = self.config["aws-dynamo-table"]
         try:
             item = json.loads(payload, parse_float=Decimal, parse_int=Decimal)
@@ -205,13 +254,12 @@ class DynamoSink(Sink):
             raise ProviderError(f"driver {NAME}: the payload is not a JSON object ({exc})") from None
         if not isinstance(item, dict):
             raise ProviderError(f"driver {NAME}: the payload must be a JSON object (got {type(item).__name__})")
-        ser = TypeSerializer()
         try:
-            marshalled = {k: ser.serialize(v) for k, v in item.items()}
+            marshalled = {k: marshal(v) for k, v in item.items()}
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise ProviderError(f"driver {NAME}: the item cannot be stored in DynamoDB: {exc}") from None
         try:
-            self.db.put_item(TableName=table, Item=marshalled)
+            self.db.call("PutItem", {"TableName": table, "Item": marshalled})
         except self.errors as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 raise ProviderError(f"driver {NAME}: table {table!r} does not exist (at {self.endpoint})") from None

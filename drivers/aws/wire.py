@@ -3,8 +3,9 @@
 Importing boto3 and building a client costs ~0.5 s, more than the whole of a one-message pushx. When everything
 a call needs is plain (`plain()`: credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, an endpoint from
 AWS_ENDPOINT_URL[_<SERVICE>] or the standard one of the region, no assumed role, no shared config file, no proxy;
-AWS_CA_BUNDLE is honoured), aws-sqs talks to SQS with this client; otherwise with boto3, whose credential chain,
-endpoint rules and proxies cover the rest. Both speak the same JSON protocol, with the same parameter and result shapes.
+AWS_CA_BUNDLE is honoured), aws-sqs and aws-dynamo talk to the service with this client; otherwise with boto3,
+whose credential chain, endpoint rules and proxies cover the rest. Both speak the same JSON protocol, with the
+same parameter and result shapes.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import ssl
 import threading
 import time
 import urllib.parse
+import zlib
 
 CONNECT_TIMEOUT = 10.0  # seconds (as the boto3 clients of the aws drivers)
 RETRIES = 3  # attempts for throttling, 5xx answers and connections that fail before an answer (as botocore's)
 RETRYABLE = ("Throttling", "ThrottlingException", "RequestThrottled", "ServiceUnavailable", "InternalError",
-             "RequestTimeout", "KMSThrottlingException")
+             "RequestTimeout", "KMSThrottlingException", "ProvisionedThroughputExceededException",
+             "RequestLimitExceeded", "TransactionInProgressException")
 _PROXIES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _BOTO_ONLY = ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT", "AWS_CONFIG_FILE", "AWS_SDK_LOAD_CONFIG")
 
@@ -147,6 +150,9 @@ class JsonClient:
                 answer = conn.getresponse()
                 status, data = answer.status, answer.read()
                 query_error = answer.getheader("x-amzn-query-error", "")
+                crc = answer.getheader("x-amz-crc32")
+                if crc is not None and zlib.crc32(data) != int(crc):  # DynamoDB's: damaged on the way
+                    raise http.client.HTTPException("CRC32 mismatch")
             except (OSError, http.client.HTTPException) as exc:
                 self._drop()
                 if attempt + 1 < RETRIES and not isinstance(exc, TimeoutError):

@@ -75,6 +75,19 @@ def aws(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
     return moto
 
 
+@pytest.fixture(params=["wire", "boto3"])
+def through(request: pytest.FixtureRequest, aws: Moto, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The aws drivers' requests go through procx's own SigV4 client ("wire") or boto3 (a shared config file makes
+    it boto3's): set here for in-process calls; the environment of a run is returned."""
+    if request.param == "wire":
+        return aws.env()
+    config = tmp_path / "aws-config"
+    config.write_text("[default]\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    return aws.env(AWS_CONFIG_FILE=str(config))
+
+
 @pytest.fixture
 def unique() -> str:
     import uuid

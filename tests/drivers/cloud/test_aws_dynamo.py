@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from core import api
+from core.errors import ProviderError
 from tests.conformance import PAYLOADS, Backend, Conformance
 from tests.drivers.cloud.conftest import Moto, free_port
 from tests.support import run
@@ -152,17 +153,19 @@ def test_fail_query_runs_on_failure(aws: Moto, unique: str) -> None:
     assert status(aws, table) == {"j": "failed"}
 
 
-def test_unmarshalled_items_are_plain_go_json(aws: Moto, unique: str) -> None:
+def test_unmarshalled_items_are_plain_go_json(aws: Moto, through: dict[str, str], unique: str) -> None:
     table = make_table(aws, unique)
     put(aws, table, id={"S": "a<b"}, n={"N": "12345678901234567890"}, f={"N": "1.50"}, ok={"BOOL": True},
         none={"NULL": True}, m={"M": {"z": {"S": "1"}, "a": {"L": [{"N": "2"}, {"S": "x"}]}}},
-        ss={"SS": ["b", "a"]}, bin={"B": b"\x00\xff"})
+        ss={"SS": ["b", "a"]}, bin={"B": b"\x00\xff"}, ns={"NS": ["10", "2.5", "3"]}, bs={"BS": [b"\x02", b"\x01"]})
     args = ["-driver", "aws-dynamo", "-aws-dynamo-retrieve-query", f"SELECT * FROM \"{table}\""]
-    assert api.procx(args) == (b'[{"bin":"AP8=","f":1.5,"id":"a\\u003cb","m":{"a":[2,"x"],"z":"1"},"n":'
-                               b'12345678901234567890,"none":null,"ok":true,"ss":["a","b"]}]')
+    assert api.procx(args) == (b'[{"bin":"AP8=","bs":["AQ==","Ag=="],"f":1.5,"id":"a\\u003cb","m":{"a":[2,"x"],'
+                               b'"z":"1"},"n":12345678901234567890,"none":null,"ns":[2.5,3,10],"ok":true,'
+                               b'"ss":["a","b"]}]')
     raw = json.loads(api.procx([*args, "-aws-dynamo-unmarshal-json=false", "-aws-dynamo-include-next-token"]))
     assert raw[0]["n"] == {"N": "12345678901234567890"}
     assert raw[0]["ok"] == {"BOOL": True}
+    assert raw[0]["bin"] == {"B": "AP8="}
     assert raw[0]["_nextToken"] is None
 
 
@@ -177,7 +180,7 @@ def test_retrieve_field_comes_from_the_first_item_and_empty_is_no_work(aws: Moto
     assert not (tmp_path / "ran").exists()
 
 
-def test_pushx_keeps_numbers_exact_and_nested_values(aws: Moto, unique: str) -> None:
+def test_pushx_keeps_numbers_exact_and_nested_values(aws: Moto, through: dict[str, str], unique: str) -> None:
     table = make_table(aws, unique)
     payload = b'{"id": "n1", "big": 12345678901234567890123, "f": 0.1, "e": "", "x": {"l": [1, "s", true, null]}}'
     assert api.pushx(payload, ["-driver", "aws-dynamo", "-aws-dynamo-table", table]) == "n1"
@@ -186,6 +189,10 @@ def test_pushx_keeps_numbers_exact_and_nested_values(aws: Moto, unique: str) -> 
     assert item["f"] == {"N": "0.1"}
     assert item["e"] == {"S": ""}
     assert item["x"] == {"M": {"l": {"L": [{"N": "1"}, {"S": "s"}, {"BOOL": True}, {"NULL": True}]}}}
+    for number in (b"1" * 39, b"1e127"):  # beyond DynamoDB's 38 digits or its exponents: refused before sending
+        with pytest.raises(ProviderError, match="cannot be stored in DynamoDB"):
+            api.pushx(b'{"id": "n2", "n": %s}' % number, ["-driver", "aws-dynamo", "-aws-dynamo-table", table])
+    assert [i["id"]["S"] for i in scan(aws, table)] == ["n1"]
 
 
 @pytest.mark.parametrize(("payload", "message"), [(b"[1, 2]", b"must be a JSON object (got list)"),

@@ -79,16 +79,6 @@ def test_the_small_client_only_when_the_setup_is_plain(env: dict, role: str, exp
 
 
 # -- the same work and the same errors through both clients, on moto ----------------------------------------
-@pytest.fixture(params=["wire", "boto3"])
-def through(request: pytest.FixtureRequest, aws: Moto, tmp_path: Path) -> dict[str, str]:
-    """The environment of a run that uses the given client (a shared config file makes it boto3's)."""
-    if request.param == "wire":
-        return aws.env()
-    config = tmp_path / "aws-config"
-    config.write_text("[default]\n")
-    return aws.env(AWS_CONFIG_FILE=str(config))
-
-
 def test_each_client_is_the_one_used(aws: Moto, through: dict[str, str], unique: str) -> None:
     url = make_queue(aws, unique)
     script = ("import sys; from core import api; api.pushx(b'x', sys.argv[1:]); "
