@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import subprocess
 import uuid
 from collections import namedtuple
 from decimal import Decimal
@@ -22,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from core import api
-from core.errors import ProcxError
 from tests.drivers.conftest import free_port
+from tests.drivers.sql_cases import refused, stderr_text
 from tests.support import clean_env, run
 
 DRIVERS = ("cassandra", "scylla")
@@ -33,16 +32,6 @@ def casstype(name: str) -> object:
     from cassandra.cqltypes import lookup_casstype
 
     return lookup_casstype(name)
-
-
-def err(done: subprocess.CompletedProcess) -> str:
-    return done.stderr.decode(errors="replace")
-
-
-def refused(fn, *args, **kwargs) -> ProcxError:
-    with pytest.raises(ProcxError) as info:
-        fn(*args, **kwargs)
-    return info.value
 
 
 # ---------------------------------------------------------------------------------------------- the fake
@@ -206,16 +195,16 @@ def test_fake_scylla_local_dc_uses_local_quorum_unless_a_consistency_is_given(wo
 def test_bad_settings_are_usage_errors(driver: str, extra: tuple[str, ...], message: str) -> None:
     extra = tuple(e.replace("{d}", driver) for e in extra)
     done = run("procx", *args(driver, f"-{driver}-retrieve-query", "SELECT 1", *extra), env=clean_env())
-    assert done.returncode == 2, err(done)
-    assert message.replace("{d}", driver) in err(done)
+    assert done.returncode == 2, stderr_text(done)
+    assert message.replace("{d}", driver) in stderr_text(done)
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_required_queries_are_usage_errors(driver: str) -> None:
     done = run("procx", *args(driver), env=clean_env())
-    assert done.returncode == 2 and f"-{driver}-retrieve-query" in err(done)
+    assert done.returncode == 2 and f"-{driver}-retrieve-query" in stderr_text(done)
     done = run("pushx", *args(driver), input=b"lost?", env=clean_env())
-    assert done.returncode == 2 and f"-{driver}-query (PUSHX_{driver.upper()}_QUERY) is required" in err(done)
+    assert done.returncode == 2 and f"-{driver}-query (PUSHX_{driver.upper()}_QUERY) is required" in stderr_text(done)
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
@@ -225,12 +214,12 @@ def test_unreachable_hosts_are_one_line_exit_69_without_the_secret(driver: str) 
     done = run("pushx", "-driver", driver, f"-{driver}-hosts", f"127.0.0.1:{port}", f"-{driver}-user", "u",
                f"-{driver}-password", "pw-s3cret", f"-{driver}-query", "INSERT INTO q (a) VALUES (?)",
                f"-{driver}-params", "x", "-in", "x", env=clean_env())
-    assert done.returncode == 69, err(done)
-    lines = err(done).strip().splitlines()
+    assert done.returncode == 69, stderr_text(done)
+    lines = stderr_text(done).strip().splitlines()
     assert len(lines) == 1, lines
     assert f"driver {driver}: cannot connect to 127.0.0.1:{port} (user u)" in lines[0]
     assert "Connection refused" in lines[0]
-    assert "s3cret" not in err(done)
+    assert "s3cret" not in stderr_text(done)
 
 
 def test_fake_authentication_failure_is_scrubbed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:

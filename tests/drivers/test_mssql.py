@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import subprocess
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -19,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from core import api
-from core.errors import ProcxError
 from core.template import go_json
 from drivers.sql.mssql import MssqlDatabase
 from tests.drivers import tds_server
 from tests.drivers.conftest import free_port
+from tests.drivers.sql_cases import refused, stderr_text
 from tests.drivers.tds_server import PASSWORD, Tds
 from tests.support import clean_env, run
 
@@ -37,16 +36,6 @@ def conn(server: Tds) -> list[str]:
 
 def take(server: Tds, *args: str) -> bytes | None:
     return api.procx([*conn(server), *args])
-
-
-def err(done: subprocess.CompletedProcess) -> str:
-    return done.stderr.decode(errors="replace")
-
-
-def refused(fn, *args, **kwargs) -> ProcxError:
-    with pytest.raises(ProcxError) as info:
-        fn(*args, **kwargs)
-    return info.value
 
 
 # ---------------------------------------------------------------------------------------------- read path
@@ -96,14 +85,14 @@ def test_no_rows_is_no_work_and_runs_nothing(tds: Tds, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     done = run("procx", *conn(tds), "-mssql-retrieve-query", "SELECT id FROM jobs WHERE id = ?",
                "-mssql-retrieve-params", "99", "touch", str(marker), env=clean_env())
-    assert done.returncode == 0, err(done)
+    assert done.returncode == 0, stderr_text(done)
     assert done.stdout == b"" and not marker.exists()
 
 
 def test_child_gets_the_payload(tds: Tds) -> None:
     done = run("procx", *conn(tds), "-mssql-retrieve-query", "SELECT TOP 1 work FROM jobs ORDER BY id DESC",
                "-mssql-retrieve-field", "0.work", "-pass-work-as-stdin", "cat", env=clean_env())
-    assert done.returncode == 0, err(done)
+    assert done.returncode == 0, stderr_text(done)
     assert done.stdout == b"more"
 
 
@@ -112,7 +101,7 @@ def test_bad_query_is_one_line_exit_69_and_runs_nothing(tds: Tds, tmp_path: Path
     done = run("procx", *conn(tds), "-mssql-retrieve-query", "SELECT * FROM no_such_table_x", "touch", str(marker),
                env=clean_env())
     assert done.returncode == 69
-    lines = err(done).strip().splitlines()
+    lines = stderr_text(done).strip().splitlines()
     assert len(lines) == 1, lines
     assert "-mssql-retrieve-query failed" in lines[0] and "no_such_table_x" in lines[0] and "(error 208)" in lines[0]
     assert "DB-Lib" not in lines[0]
@@ -130,10 +119,10 @@ def test_wrong_password_is_one_line_exit_69_without_the_secret(tds: Tds) -> None
     args = [a if a != tds.password else "wrong-pw-s3cret" for a in conn(tds)]
     done = run("procx", *args, "-mssql-retrieve-query", "SELECT 1", env=clean_env(LOG_LEVEL="debug"))
     assert done.returncode == 69
-    lines = [line for line in err(done).strip().splitlines() if line.startswith("procx:")]
-    assert len(lines) == 1, err(done)  # the one error line (debug logging adds event lines)
+    lines = [line for line in stderr_text(done).strip().splitlines() if line.startswith("procx:")]
+    assert len(lines) == 1, stderr_text(done)  # the one error line (debug logging adds event lines)
     assert "Login failed for user 'procx'" in lines[0] and tds.address in lines[0]
-    assert "wrong-pw-s3cret" not in err(done) and "s3cret" not in err(done)
+    assert "wrong-pw-s3cret" not in stderr_text(done) and "s3cret" not in stderr_text(done)
 
 
 def test_unreachable_server_is_one_line_exit_69() -> None:
@@ -141,10 +130,10 @@ def test_unreachable_server_is_one_line_exit_69() -> None:
     done = run("pushx", "-driver", "mssql", "-mssql-host", "127.0.0.1", "-mssql-port", str(port),
                "-mssql-password", "unused-s3cret", "-mssql-query", "SELECT 1", "-in", "x", env=clean_env())
     assert done.returncode == 69
-    lines = err(done).strip().splitlines()
+    lines = stderr_text(done).strip().splitlines()
     assert len(lines) == 1, lines
     assert f"driver mssql: cannot connect to 127.0.0.1:{port}" in lines[0] and "Connection refused" in lines[0]
-    assert "s3cret" not in err(done)
+    assert "s3cret" not in stderr_text(done)
 
 
 def test_the_emulator_refuses_writes(tds: Tds) -> None:
@@ -165,14 +154,14 @@ def test_the_emulator_refuses_writes(tds: Tds) -> None:
 def test_bad_statement_settings_are_usage_errors(args: tuple[str, ...], message: str) -> None:
     done = run("procx", "-driver", "mssql", "-mssql-retrieve-query", "SELECT 1", *args, env=clean_env())
     assert done.returncode == 2
-    assert message in err(done)
+    assert message in stderr_text(done)
 
 
 def test_required_queries_are_usage_errors() -> None:
     done = run("procx", "-driver", "mssql", "-mssql-host", "127.0.0.1", env=clean_env())
-    assert done.returncode == 2 and "-mssql-retrieve-query" in err(done)
+    assert done.returncode == 2 and "-mssql-retrieve-query" in stderr_text(done)
     done = run("pushx", "-driver", "mssql", "-mssql-host", "127.0.0.1", input=b"lost?", env=clean_env())
-    assert done.returncode == 2 and "-mssql-query (PUSHX_MSSQL_QUERY) is required" in err(done)
+    assert done.returncode == 2 and "-mssql-query (PUSHX_MSSQL_QUERY) is required" in stderr_text(done)
 
 
 # ---------------------------------------------------------------------------------------------- boundary
