@@ -242,12 +242,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(config, log: Logger, make_source: Callable[[], Source] | None = None) -> Iterator[Metrics | None]:
-    """Serve the run's metrics while the block runs, when -metrics-addr is set (None otherwise)."""
-    address = config.get("metrics-addr")
-    if not address:
-        yield None
-        return
+def serving(config, log: Logger, make_source: Callable[[], Source] | None = None) -> Iterator[Metrics]:
+    """Serve the run's metrics at -metrics-addr while the block runs (core.log.metrics_serving calls this only
+    when it is set)."""
+    address = config["metrics-addr"]
     depth = None
     if make_source is not None:
         source = make_source()

@@ -211,7 +211,7 @@ class Events:
         self.offset = 0
         self.partial = b""
         self.counts = dict.fromkeys(self.COUNTED, 0)
-        self.recent: deque[float] = deque(maxlen=10000)  # times of finished items, for the rate
+        self.recent: deque[tuple[float, int]] = deque(maxlen=10000)  # (time, items) of finish events: the rate
         self.lines: deque[tuple[str, dict | None]] = deque(maxlen=keep)
 
     def read(self) -> Events:
@@ -243,21 +243,24 @@ class Events:
             if not (isinstance(event, dict) and "app" in event):
                 event = None
         if event is not None:
-            name = event.get("event", "")
-            many = messages(event)  # a pushx -bulk batch is one event for many messages
-            if name in self.counts:
-                self.counts[name] += many
-            if name in ("cleared", "failed", "pushed"):
-                self.recent.extend([float(event.get("time", time.time()))] * min(many, 10000))
+            # a pushx -bulk batch is one event for many messages
+            self._tally(str(event.get("event", "")), event.get("time", time.time()), messages(event))
         self.lines.append((line, event))
+
+    def _tally(self, name: str, stamp: object, many: int) -> None:
+        if name in self.counts:
+            self.counts[name] += many
+        if name in ("cleared", "failed", "pushed"):
+            self.recent.append((float(stamp), many))
 
     def counters(self) -> dict[str, float]:
         return {**self.counts, "rate": round(self.rate(), 2)}
 
-    def rate(self, window: float = 10.0) -> float:
-        """Items finished per second over the last `window` seconds."""
+    def rate(self, window: float = 10.0, now: float | None = None) -> float:
+        """Items finished per second over the `window` seconds before `now` (default: the later of the clock and
+        the last event)."""
         if not self.recent:
             return 0.0
-        now = max(time.time(), self.recent[-1])
-        recent = [t for t in self.recent if t >= now - window]
-        return len(recent) / window
+        if now is None:
+            now = max(time.time(), self.recent[-1][0])
+        return sum(many for stamp, many in list(self.recent) if stamp >= now - window) / window

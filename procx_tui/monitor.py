@@ -139,10 +139,7 @@ class Tail(Events):
             name, stamp, many = str(event.get("event", "")), event.get("time", time.time()), messages(event)
         else:
             stamp, name = match.groups()
-        if name in self.counts:
-            self.counts[name] += many
-        if name in ("cleared", "failed", "pushed"):
-            self.recent.extend([float(stamp)] * min(many, 10000))
+        self._tally(name, stamp, many)
 
     def stat(self) -> None:
         with contextlib.suppress(OSError):
@@ -153,9 +150,6 @@ class Tail(Events):
         """Bytes of the log not read yet (as of the last read)."""
         return max(0, self.size - self.offset)
 
-    def rate_at(self, now: float, window: float = 10.0) -> float:
-        recent = [t for t in list(self.recent) if t >= now - window]
-        return len(recent) / window
 
 
 @dataclass
@@ -254,7 +248,7 @@ class Monitor:
         drivers = " | ".join(str(d) for d in (data.get("drivers") or {}).values())
         loading = tail.offset / tail.size if tail.behind and tail.size else None
         return RunRow(run.id, status, str(data.get("profile", "?")), drivers, started, duration, dict(tail.counts),
-                      tail.rate_at(now) if status == RUNNING else 0.0, dict(data), loading)
+                      tail.rate(now=now) if status == RUNNING else 0.0, dict(data), loading)
 
 
 # -- formatting -------------------------------------------------------------------------------------

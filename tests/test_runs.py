@@ -171,3 +171,15 @@ def test_detached_run_stop_and_errors(homes: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.startswith("procx-tui: no run matching")
     typo = tui("profiles", "validate", "wokrer", home=homes)
     assert typo.returncode == 2 and "did you mean 'worker'" in typo.stderr
+
+
+def test_rate_counts_the_messages_of_bulk_batches(tmp_path: Path) -> None:
+    """A pushx -bulk batch is one event for many messages: the rate counts them all, however large the batch."""
+    log = tmp_path / "output.log"
+    batches = [{"app": "pushx", "event": "pushed", "time": 100.0 + n, "messages": 5000} for n in range(5)]
+    log.write_text("".join(json.dumps(b) + "\n" for b in batches)
+                   + json.dumps({"app": "procx", "event": "cleared", "time": 104.5}) + "\n")
+    events = runs.Events(log).read()
+    assert events.counts["pushed"] == 25000
+    assert events.rate(now=105.0) == 25001 / 10
+    assert events.rate(window=2.0, now=105.0) == 10001 / 2  # batches at 103 and 104, and the clear
