@@ -302,8 +302,8 @@ def test_a_stolen_lease_stops_the_child_and_fails_the_work_back(tmp_path, child_
                      "-max-attempts", "1"), PY, script(tmp_path, "c.py", LONG_CHILD), str(tmp_path), child_mode,
                  stderr_file=err)
     wait_for(lambda: (tmp_path / "started").exists())
-    time.sleep(0.5)  # longer than the visibility timeout: only the keep-alive holds the lease
-    assert rows(db)[0][2] is not None
+    first_expiry = rows(db)[0][3]
+    wait_for(lambda: rows(db)[0][3] > first_expiry + 0.3)  # the keep-alive holds the lease past its first expiry
     with sqlite3.connect(db) as conn:  # another consumer takes the item (as after an expired lease)
         conn.execute("UPDATE procx_queue SET lease = 'thief', attempts = attempts + 1")
     code, _ = finish(proc)
@@ -321,12 +321,17 @@ def test_a_stolen_lease_stops_the_child_and_fails_the_work_back(tmp_path, child_
 
 
 def test_keep_alive_holds_a_job_longer_than_the_visibility_timeout(tmp_path):
+    """While the child outlives the visibility timeout five times over, no other procx can take the item."""
     db = tmp_path / "q.db"
     enqueue(db, b"job")
-    result = run("procx", *sq(db, "-sqlite-visibility-timeout", "0.2s", "-log-format", "json"),
-                 PY, "-c", "import time; time.sleep(1)")
-    assert result.returncode == 0 and not named(result, "lease-lost")
-    assert rows(db) == []
+    proc = popen(*sq(db, "-sqlite-visibility-timeout", "0.2s", "-log-format", "json"), PY, "-c",
+                 f"import pathlib, time; pathlib.Path({str(tmp_path / 'started')!r}).touch(); time.sleep(1)")
+    wait_for(lambda: (tmp_path / "started").exists())
+    deadline = time.monotonic() + 0.8
+    while time.monotonic() < deadline:  # another consumer keeps looking while the child runs
+        assert run("procx", *sq(db, "-log-format", "json")).stdout == b""
+    code, _ = finish(proc)
+    assert code == 0 and rows(db) == []
 
 
 def test_a_lost_lease_fails_the_work_back_unless_the_child_succeeded(tmp_path):
