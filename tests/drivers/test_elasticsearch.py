@@ -414,9 +414,7 @@ def test_a_server_that_never_answers_times_out() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         port = silent.getsockname()[1]
-        started = time.monotonic()
         done = run("procx", "-driver", "elasticsearch", "-elasticsearch-address", f"http://127.0.0.1:{port}",
-                   "-elasticsearch-retrieve-index", "jobs", timeout=30)
-    assert time.monotonic() - started < 15
+                   "-elasticsearch-retrieve-index", "jobs", timeout=15)
     assert done.returncode == 69
     assert done.stderr == f"procx: driver elasticsearch: cannot reach 127.0.0.1:{port}: timed out\n".encode()

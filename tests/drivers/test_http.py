@@ -369,11 +369,10 @@ def test_missing_key_header_is_an_error(server: Server, unique: str) -> None:
 
 
 def test_timeout(server: Server) -> None:
-    started = time.monotonic()
-    done = run("procx", "-driver", "http", "-http-retrieve-url", f"{server.url}/slow", "-http-timeout", "0.3s")
+    done = run("procx", "-driver", "http", "-http-retrieve-url", f"{server.url}/slow", "-http-timeout", "0.3s",
+               timeout=20)  # well before the default 30 s
     assert done.returncode == 69
-    assert b"no answer within 0.3s" in done.stderr or b"timed out" in done.stderr
-    assert time.monotonic() - started < 15  # well before the default 30 s: the option was applied
+    assert b"no answer within 0.3s" in done.stderr  # the option was applied
 
 
 def test_url_credentials_become_basic_auth_and_are_never_shown(server: Server) -> None:

@@ -381,14 +381,12 @@ def test_sasl_password_never_shown(broker: Broker, tool: str) -> None:
 
 @pytest.mark.parametrize("tool", ["procx", "pushx"])
 def test_unreachable_brokers_are_one_line_exit_69(tool: str) -> None:
-    started = time.monotonic()
     done = run(tool, "-driver", "kafka", "-kafka-brokers", "127.0.0.1:1,127.0.0.1:2", "-kafka-topic", "t",
-               *(["-in", "x"] if tool == "pushx" else ["-kafka-group", "g", "true"]))
+               *(["-in", "x"] if tool == "pushx" else ["-kafka-group", "g", "true"]), timeout=kafka.CONNECT_TIMEOUT + 5)
     assert done.returncode == 69
     line = done.stderr.decode().strip()
     assert len(line.splitlines()) == 1, line
     assert "kafka" in line and "127.0.0.1:1, 127.0.0.1:2" in line
-    assert time.monotonic() - started < kafka.CONNECT_TIMEOUT + 5
 
 
 @pytest.mark.parametrize("tool", ["procx", "pushx"])

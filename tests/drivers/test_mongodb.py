@@ -332,10 +332,8 @@ def test_a_command_the_server_refuses_is_a_provider_error(mongo_server: MongoSer
 
 @pytest.mark.slow
 def test_unreachable_server_is_exit_69_within_the_timeout_without_the_password() -> None:
-    started = time.monotonic()
     done = run("procx", *args(MongoServer(1, 0), "c", "-mongo-retrieve-query", "{}", "-mongo-user", "me",
-                              "-mongo-password", "Pa55:w@rd/%?"), timeout=30)
-    assert time.monotonic() - started < 15
+                              "-mongo-password", "Pa55:w@rd/%?"), timeout=15)
     assert done.returncode == 69
     assert done.stderr == b"procx: driver mongodb: cannot reach 127.0.0.1:1: connection refused\n"
 
