@@ -3,7 +3,6 @@ daemons sharing one queue, and a procx whose work another consumer takes over wh
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -51,21 +50,3 @@ def two_daemons_work_off(args: list[str], tmp_path: Path, settled: Callable[[], 
         for p in procs:
             assert p.wait(timeout=10) == 0
     return [int(line) for line in log.read_text().split()]
-
-
-def assert_taking_over_stops_the_child(args: list[str], tmp_path: Path, take_over: Callable[[], None]) -> None:
-    """Run procx on a child that sleeps; once the child runs, `take_over()` its work as another consumer would.
-    procx must SIGTERM the child (exit 143) and log lease-lost, then failed, never cleared."""
-    started = tmp_path / "started"
-    child = [sys.executable, "-c", f"import time; open({str(started)!r}, 'w').close(); time.sleep(30)"]
-    with open(tmp_path / "err", "wb") as err:
-        proc = subprocess.Popen([command("procx"), *args, "-log-format", "json", *child], stderr=err, env=clean_env())
-    try:
-        wait_for(started.exists, timeout=15)
-        take_over()
-        assert proc.wait(timeout=15) == 143  # the child got SIGTERM
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    found = [json.loads(line) for line in (tmp_path / "err").read_text().splitlines() if line.startswith("{")]
-    assert [e["event"] for e in found if e["event"] in ("lease-lost", "failed", "cleared")] == ["lease-lost", "failed"]

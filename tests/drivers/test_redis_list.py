@@ -18,10 +18,10 @@ from tests.conformance import Conformance
 from tests.drivers.redis_helpers import client, connection_args, unique_key
 from tests.drivers.redis_queue_cases import (
     RedisKeyBackend,
-    assert_taking_over_stops_the_child,
     fresh_key,
     two_daemons_work_off,
 )
+from tests.lease_loss import lose_lease_while_child_runs
 from tests.support import clean_env, command, run, wait_for
 
 
@@ -281,6 +281,5 @@ def test_a_lost_lease_stops_the_child_and_leaves_the_item_once_in_the_list(key: 
             conn.zrem(f"{key}:processing:leases", b"long job")
             conn.rpush(key, b"long job")
 
-        assert_taking_over_stops_the_child(args(key, "-redis-visibility-timeout", "0.6s", "-grace-period", "5s"),
-                                           tmp_path, retake_expired)
+        lose_lease_while_child_runs(args(key, "-redis-visibility-timeout", "0.6s"), retake_expired, tmp_path)
         assert conn.lrange(key, 0, -1) == [b"long job"] and conn.llen(f"{key}:processing") == 0

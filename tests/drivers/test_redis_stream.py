@@ -21,10 +21,10 @@ from tests.conformance import Conformance
 from tests.drivers.redis_helpers import client, connection_args
 from tests.drivers.redis_queue_cases import (
     RedisKeyBackend,
-    assert_taking_over_stops_the_child,
     fresh_key,
     two_daemons_work_off,
 )
+from tests.lease_loss import lose_lease_while_child_runs
 from tests.support import clean_env, run
 
 GROUP = "workers"
@@ -305,7 +305,7 @@ def test_an_entry_claimed_by_another_consumer_stops_the_child(key: str, tmp_path
             [entry] = conn.xpending_range(key, "procx", "-", "+", 1)
             conn.xclaim(key, "procx", "thief", 0, [entry["message_id"]])
 
-        assert_taking_over_stops_the_child(args(key, "-redis-stream-payload-field", "data",
-                                                "-redis-stream-claim-idle", "1s"), tmp_path, claim_as_thief)
+        lose_lease_while_child_runs(args(key, "-redis-stream-payload-field", "data", "-redis-stream-claim-idle", "1s"),
+                                    claim_as_thief, tmp_path)
         [pending] = conn.xpending_range(key, "procx", "-", "+", 10)
         assert pending["consumer"] == b"thief"  # the entry stays the thief's: procx did not take it back
