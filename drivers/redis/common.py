@@ -54,6 +54,9 @@ def address(config) -> tuple[str, int]:
 _SCRIPT_WHERE = re.compile(r"\s*script: [0-9a-f]{40}, on @user_script:\d+\.?")
 
 
+AUTH_REPLIES = ("NOAUTH", "WRONGPASS", "ERR AUTH", "ERR invalid password")  # how a server refuses credentials
+
+
 def _one_line(exc: BaseException) -> str:
     text = _SCRIPT_WHERE.sub("", " ".join(str(exc).split()))  # where in our Lua scripts: noise for the user
     return text or type(exc).__name__
@@ -75,13 +78,18 @@ def errors(config, what: str = "") -> Iterator[None]:
     except wire.WireError as exc:
         raise ProviderError(f"{where} is unreachable{doing}: {_one_line(exc)}") from exc
     except wire.ReplyError as exc:
-        text = _one_line(exc)
-        if text.startswith(("NOAUTH", "WRONGPASS", "ERR AUTH", "ERR invalid password")):
-            raise ProviderError(f"{where}: authentication failed{doing}: {text}") from exc
-        raise ProviderError(f"{where}: {what or 'command'} failed: {text}") from exc
+        raise _reply_error(exc, where, what, doing) from exc
     except Exception as exc:
         _redis_py_error(exc, where, what, doing)
         raise
+
+
+def _reply_error(exc: Exception, where: str, what: str, doing: str) -> ProviderError:
+    """The ProviderError for an error reply of the server (either client's)."""
+    text = _one_line(exc)
+    if text.startswith(AUTH_REPLIES):
+        return ProviderError(f"{where}: authentication failed{doing}: {text}")
+    return ProviderError(f"{where}: {what or 'command'} failed: {text}")
 
 
 def _redis_py_error(exc: Exception, where: str, what: str, doing: str) -> None:
@@ -93,10 +101,7 @@ def _redis_py_error(exc: Exception, where: str, what: str, doing: str) -> None:
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError):
         raise ProviderError(f"{where} is unreachable{doing}: {_one_line(exc)}") from exc
     if isinstance(exc, rex.ResponseError):
-        text = _one_line(exc)
-        if text.startswith(("NOAUTH", "WRONGPASS")):
-            raise ProviderError(f"{where}: authentication failed{doing}: {text}") from exc
-        raise ProviderError(f"{where}: {what or 'command'} failed: {text}") from exc
+        raise _reply_error(exc, where, what, doing) from exc
     if isinstance(exc, rex.RedisError):
         raise ProviderError(f"{where}: {what or 'command'} failed: {_one_line(exc)}") from exc
 
