@@ -10,7 +10,8 @@ redelivery count + 1. pushx sends synchronously (the broker has stored the messa
 Fixes over the original (procx.md §4.27, §7.3 #27, §7.6 #36; pushx.md §4.20, §6 #1/#21/#27):
 - no crash without OAuth2 parameters (`{}` or empty: no OAuth2);
 - one consumer for all daemon iterations (the original subscribed again each time: "consumer busy");
-- -pulsar-producer-name is used; pulsar's own log goes to procx's stderr at warning level (not silenced);
+- -pulsar-producer-name is used; the C++ client's log (every reconnection attempt) is silenced: procx reports
+  failures itself, in one line;
 - only one authentication method may be given (the original silently took the last of cert, token, token file,
   OAuth2); TLS options without TLS are an error; an address may carry its own pulsar:// or pulsar+ssl:// scheme.
 """
