@@ -269,8 +269,6 @@ class CentauriSink(Sink):
 
 def _validate(config) -> None:
     url = config["centauri-peer-url"]
-    if not url:
-        raise ValueError("-centauri-peer-url is required")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("-centauri-peer-url: must be an http:// or https:// URL")
@@ -293,7 +291,7 @@ SPEC = DriverSpec(
     NAME,
     "a Centauri peer: each encrypted message of a channel is one unit of work",
     [
-        Option("centauri-peer-url", placeholder="URL", help="base URL of the Centauri peer API"),
+        Option("centauri-peer-url", required=True, placeholder="URL", help="base URL of the Centauri peer API"),
         Option("centauri-channel", default="default",
                help="channel to read from or send to (characters other than A-Z a-z 0-9 - become -)"),
         Option("centauri-key", sides=PROCX, secret=True, group="auth",

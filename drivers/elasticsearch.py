@@ -89,12 +89,8 @@ def _validate(config) -> None:
     if config["elasticsearch-password"] and not config["elasticsearch-username"]:
         raise ValueError("-elasticsearch-password needs -elasticsearch-username")
     if config.side == PUSHX:
-        if not config["elasticsearch-index"]:
-            raise ValueError("-elasticsearch-index is required")
         return
     index = config["elasticsearch-retrieve-index"]
-    if not index:
-        raise ValueError("-elasticsearch-retrieve-index is required")
     query = config["elasticsearch-retrieve-query"]
     if query is not None and not isinstance(query, dict):
         raise ValueError("-elasticsearch-retrieve-query: must be a JSON object (a search request body)")
@@ -123,12 +119,12 @@ SPEC = DriverSpec(
         Option("elasticsearch-username", help="user for basic authentication"),
         Option("elasticsearch-password", help="password for basic authentication", secret=True),
         *TLS.options(),
-        Option("elasticsearch-retrieve-index", sides=PROCX, help="index searched for work"),
+        Option("elasticsearch-retrieve-index", sides=PROCX, required=PROCX, help="index searched for work"),
         Option("elasticsearch-retrieve-query", "json", sides=PROCX,
                help='search request body (query DSL JSON), e.g. {"size":1,"query":{"match_all":{}}}'),
         *_phase("clear", "after success"),
         *_phase("fail", "after failure"),
-        Option("elasticsearch-index", sides=PUSHX, help="index the document is written to"),
+        Option("elasticsearch-index", sides=PUSHX, required=PUSHX, help="index the document is written to"),
         Option("elasticsearch-doc-id", sides=PUSHX, help="document id (empty: the server generates one)"),
         Option("elasticsearch-lease-ttl", "duration", 0.0, sides=PROCX, group="retrieve", extension=True,
                help="lease each hit for this long (a conditional update of -elasticsearch-lease-field, renewed while "

@@ -549,8 +549,6 @@ def _validate(config) -> None:
         host, _, port = entry.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"-kafka-brokers: {entry!r} is not host:port")
-    if not config["kafka-topic"]:
-        raise ValueError("-kafka-topic is required")
     TLS.validate(config)
     for option in ("kafka-tls-ca-file", "kafka-tls-cert-file", "kafka-tls-key-file"):
         path = config[option]

@@ -322,8 +322,6 @@ class NsqSink(Sink):
 def _validate(config) -> None:
     TLS.validate(config)
     topic = config["nsq-topic"]
-    if not topic:
-        raise ValueError("-nsq-topic is required")
     if not wire.valid_name(topic):
         raise ValueError(f"-nsq-topic: invalid topic name {topic!r} (1-64 characters of a-z A-Z 0-9 . _ -)")
     nsqd, lookupd = config["nsq-nsqd-address"], config["nsq-nsqlookupd-address"]
@@ -337,8 +335,6 @@ def _validate(config) -> None:
                 raise ValueError(f"-{name}: not a host:port address: {config[name]!r}") from None
     if config.side == PROCX:
         channel = config["nsq-channel"]
-        if not channel:
-            raise ValueError("-nsq-channel is required")
         if not wire.valid_name(channel):
             raise ValueError(f"-nsq-channel: invalid channel name {channel!r} "
                              "(1-64 characters of a-z A-Z 0-9 . _ -, optional #ephemeral)")
@@ -355,8 +351,8 @@ SPEC = DriverSpec(
                help="procx: nsqlookupd HTTP address (preferred when set); pushx: used when no nsqd address is "
                     "given, as an nsqd TCP address, or to look an nsqd up when it is nsqlookupd's (HTTP) address"),
         Option("nsq-nsqd-address", help="nsqd TCP address host:port (procx: used when no lookupd address)"),
-        Option("nsq-topic", help="topic to consume from (procx) or publish to (pushx)"),
-        Option("nsq-channel", sides=PROCX, group="retrieve", help="channel to consume on"),
+        Option("nsq-topic", required=True, help="topic to consume from (procx) or publish to (pushx)"),
+        Option("nsq-channel", sides=PROCX, required=PROCX, group="retrieve", help="channel to consume on"),
         Option("nsq-requeue-delay", "duration", 0.0, sides=PROCX, group="fail", extension=True,
                help="after a failure, nsqd offers the message again after this delay (REQ timeout)"),
         *TLS.options(),

@@ -262,13 +262,9 @@ def _validate(config) -> None:
                 re.compile(config["pulsar-topics-pattern"])
             except re.error as exc:
                 raise ValueError(f"-pulsar-topics-pattern: invalid regular expression ({exc})") from None
-        if not config["pulsar-subscription"]:
-            raise ValueError("-pulsar-subscription is required")
         if float(config["pulsar-nack-redelivery-delay"]) < 0:
             raise ValueError("-pulsar-nack-redelivery-delay: must not be negative")
     else:
-        if not config["pulsar-topic"]:
-            raise ValueError("-pulsar-topic is required")
         for prop in config["pulsar-message-properties"]:
             if "=" not in prop or not prop.split("=", 1)[0]:
                 raise ValueError(f"-pulsar-message-properties: {prop!r} is not name=value")
@@ -298,12 +294,12 @@ SPEC = DriverSpec(
     "an Apache Pulsar topic: each message is one unit of work",
     [
         Option("pulsar-address", help="broker address(es) host:port[,host:port] (pulsar+ssl://host:port for TLS)"),
-        Option("pulsar-topic", help="topic to consume from (procx) or produce to (pushx)"),
+        Option("pulsar-topic", required=PUSHX, help="topic to consume from (procx) or produce to (pushx)"),
         Option("pulsar-topics", "list", sides=PROCX, group="retrieve",
                help="comma list of topics to consume from (wins over the pattern and -pulsar-topic)"),
         Option("pulsar-topics-pattern", sides=PROCX, group="retrieve",
                help="regular expression of topics to consume from (wins over -pulsar-topic)"),
-        Option("pulsar-subscription", sides=PROCX, group="retrieve", help="subscription name"),
+        Option("pulsar-subscription", sides=PROCX, required=PROCX, group="retrieve", help="subscription name"),
         Option("pulsar-subscription-type", default="exclusive", choices=tuple(SUBSCRIPTION_TYPES), sides=PROCX,
                group="retrieve", extension=True,
                help="exclusive (the original's: one consumer), shared (several procx share the work), failover "

@@ -343,10 +343,11 @@ def test_bad_settings_are_usage_errors(extra: tuple[str, ...], message: bytes) -
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    ((), b"-elasticsearch-address is required"),
-    (("-elasticsearch-address", "localhost:9200"), b"-elasticsearch-address: a node URL is required"),
-    (("-elasticsearch-address", "http://h:99999"), b"-elasticsearch-address: bad port"),
-    (("-elasticsearch-address", "http://h:9200"), b"-elasticsearch-index is required"),
+    (("-elasticsearch-index", "jobs"), b"-elasticsearch-address is required"),
+    (("-elasticsearch-index", "jobs", "-elasticsearch-address", "localhost:9200"),
+     b"-elasticsearch-address: a node URL is required"),
+    (("-elasticsearch-index", "jobs", "-elasticsearch-address", "http://h:99999"), b"-elasticsearch-address: bad port"),
+    (("-elasticsearch-address", "http://h:9200"), b"-elasticsearch-index (PUSHX_ELASTICSEARCH_INDEX) is required"),
 ])
 def test_pushx_settings(argv: tuple[str, ...], message: bytes) -> None:
     done = run("pushx", "-driver", "elasticsearch", *argv, input=b"{}")
