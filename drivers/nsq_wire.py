@@ -116,7 +116,6 @@ class Connection:
         self.call_lock = threading.Lock()
         self.closed = threading.Event()
         self.error: str = ""  # why the connection ended (empty while it is alive or after close())
-        self.async_error: bytes = b""  # the last E_FIN_FAILED / E_REQ_FAILED / E_TOUCH_FAILED
         self.settings: dict[str, object] = {}
         self.reader: threading.Thread | None = None
 
@@ -191,7 +190,6 @@ class Connection:
                     if self.on_message is not None:
                         self.on_message(self, Message(data))
                 elif ftype == FRAME_ERROR and data.split(b" ", 1)[0] in ASYNC_ERRORS:
-                    self.async_error = data
                     if self.on_error is not None:
                         self.on_error(self, data)
                 else:

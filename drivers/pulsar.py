@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Sequence
 
 from core.errors import ProviderError
 from core.options import PROCX, PUSHX, Delivery, DriverSpec, Option
@@ -239,9 +238,6 @@ class PulsarSink(Sink):
             return str(self.producer.send(payload, **self.extra))
         except pulsar.PulsarException as exc:
             raise _failed(self.config, f"send to topic {self.config['pulsar-topic']!r}", exc) from None
-
-    def push_many(self, payloads: Sequence[bytes]) -> list[str | None]:
-        return [self.push(p) for p in payloads]
 
     def close(self) -> None:
         _close(self.producer, self.client)
